@@ -1,0 +1,1 @@
+"""Asyncio transport shared by servers and clients: framed streams and the server loop."""

@@ -1,0 +1,164 @@
+"""A framed FastDFS stream over asyncio: read headers and bodies, write responses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from pyfdfs.protocol.constants import HEADER_SIZE, Command
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.header import Header, decode_header, encode_header, encode_response
+
+CHUNK_SIZE = 256 * 1024
+
+
+class ConnectionClosed(ConnectionError):
+    """The peer closed the connection (or sent a short frame)."""
+
+
+class FrameStream:
+    """One TCP connection speaking FastDFS frames.
+
+    All reads are bounded by ``timeout`` seconds of inactivity so that a silent peer can
+    never pin a server task forever."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 timeout: float = 30.0) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.timeout = timeout
+
+    @property
+    def peer_ip(self) -> str:
+        peer = self.writer.get_extra_info("peername")
+        return str(peer[0]) if peer else ""
+
+    @property
+    def local_ip(self) -> str:
+        sock = self.writer.get_extra_info("sockname")
+        return str(sock[0]) if sock else ""
+
+    async def read_exactly(self, size: int) -> bytes:
+        try:
+            return await asyncio.wait_for(self.reader.readexactly(size), self.timeout)
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionClosed("connection closed mid-frame") from exc
+        except TimeoutError as exc:
+            raise ConnectionClosed(f"no data for {self.timeout}s") from exc
+
+    async def read_header(self, idle_timeout: float | None = None) -> Header | None:
+        """Next frame header, or None when the peer closed cleanly between frames."""
+        try:
+            raw = await asyncio.wait_for(self.reader.readexactly(HEADER_SIZE),
+                                         idle_timeout or self.timeout)
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial:
+                return None
+            raise ConnectionClosed("connection closed inside a header") from exc
+        except TimeoutError as exc:
+            raise ConnectionClosed("idle timeout") from exc
+        return decode_header(raw)
+
+    async def iter_body(self, size: int, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Yield exactly ``size`` bytes in bounded chunks."""
+        remaining = size
+        while remaining > 0:
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(min(chunk_size, remaining)),
+                                               self.timeout)
+            except TimeoutError as exc:
+                raise ConnectionClosed(f"no data for {self.timeout}s") from exc
+            if not chunk:
+                raise ConnectionClosed(f"connection closed with {remaining} bytes unread")
+            remaining -= len(chunk)
+            yield chunk
+
+    async def discard(self, size: int) -> None:
+        async for _ in self.iter_body(size):
+            pass
+
+    async def drain(self) -> None:
+        await asyncio.wait_for(self.writer.drain(), self.timeout)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.drain()
+
+    async def send_response(self, status: int = 0, body: bytes = b"") -> None:
+        # Header and body go out in one write: some Python clients read the header with a
+        # single recv() and would break on a split header (protocol.md §1).
+        await self.send(encode_response(status, body))
+
+    async def send_request(self, cmd: int, body: bytes = b"", status: int = 0,
+                           body_length: int | None = None) -> None:
+        """Send a request header and (the start of) its body; ``body_length`` declares a
+        longer body whose remainder the caller streams afterwards."""
+        length = len(body) if body_length is None else body_length
+        await self.send(encode_header(length, cmd, status) + body)
+
+    async def read_response(self, max_body: int, expect_body: int | None = None) -> bytes:
+        """Read one response; raise ResponseError on a non-zero status."""
+        header = await self.read_header()
+        if header is None:
+            raise ConnectionClosed("connection closed before the response")
+        check_response_header(header, max_body, expect_body)
+        return await self.read_exactly(header.pkg_len) if header.pkg_len else b""
+
+    async def sendfile(self, fd: int, offset: int, count: int) -> None:
+        """Send ``count`` bytes of an open file, zero-copy where the loop supports it."""
+        transport = self.writer.transport
+        loop = asyncio.get_running_loop()
+        await self.drain()
+        with os.fdopen(os.dup(fd), "rb") as fileobj:
+            try:
+                await loop.sendfile(transport, fileobj, offset, count)
+                return
+            except (NotImplementedError, RuntimeError):
+                pass
+            await self._copy_file(fileobj, offset, count)
+
+    async def _copy_file(self, fileobj: object, offset: int, count: int) -> None:
+        loop = asyncio.get_running_loop()
+        fd = fileobj.fileno()  # type: ignore[attr-defined]
+        sent = 0
+        while sent < count:
+            size = min(CHUNK_SIZE, count - sent)
+            chunk = await loop.run_in_executor(None, os.pread, fd, size, offset + sent)
+            if not chunk:
+                raise ConnectionClosed("file shrank while being sent")
+            self.writer.write(chunk)
+            await self.drain()
+            sent += len(chunk)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError, TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+class ResponseError(Exception):
+    """A FastDFS server answered with a non-zero status."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(message or f"server answered status {status} ({_status_name(status)})")
+        self.status = status
+
+
+def _status_name(status: int) -> str:
+    try:
+        return os.strerror(status)
+    except ValueError:
+        return "unknown"
+
+
+def check_response_header(header: Header, max_body: int, expect_body: int | None) -> None:
+    if header.cmd != Command.RESP:
+        raise ProtocolError(f"response command byte is {header.cmd}, expected 100")
+    if header.status:
+        raise ResponseError(header.status)
+    if header.pkg_len > max_body:
+        raise ProtocolError(f"response body of {header.pkg_len} bytes exceeds {max_body}")
+    if expect_body is not None and header.pkg_len != expect_body:
+        raise ProtocolError(f"response body of {header.pkg_len} bytes, expected {expect_body}")

@@ -1,0 +1,183 @@
+"""The asyncio server loop shared by tracker and storage.
+
+It accepts connections (checking ``allow_hosts`` and ``max_connections``), reads frames,
+finds the handler in the server's command table in one lookup, and writes the response.
+Handlers never touch framing: a *body* handler gets the whole (size-checked) body, a
+*streaming* handler reads its own body from the stream (uploads, sync pushes)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from pyfdfs.net.frames import ConnectionClosed, FrameStream
+from pyfdfs.protocol.constants import Status
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.header import Header
+
+log = logging.getLogger("pyfdfs.net")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int = 0
+    body: bytes = b""
+    close: bool = False  # close the connection after answering
+    silent: bool = False  # send nothing (QUIT)
+
+
+OK = Response()
+QUIT = Response(close=True, silent=True)
+
+
+class Session(Protocol):
+    stream: FrameStream
+
+    async def on_close(self) -> None: ...
+
+
+S = TypeVar("S", bound=Session)
+
+BodyHandler = Callable[[Any, bytes], Awaitable[Response]]
+StreamHandler = Callable[[Any, Header], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One row of a command table. A streaming handler must consume exactly
+    ``header.pkg_len`` body bytes, or answer with ``close=True``."""
+
+    handler: Callable[..., Awaitable[Response]]
+    streaming: bool = False
+
+
+def body_command(handler: BodyHandler) -> CommandSpec:
+    return CommandSpec(handler, streaming=False)
+
+
+def stream_command(handler: StreamHandler) -> CommandSpec:
+    return CommandSpec(handler, streaming=True)
+
+
+@dataclass(slots=True)
+class ServerLimits:
+    max_connections: int = 256
+    network_timeout: float = 30.0
+    max_body: int = 256 * 1024
+    # The C storage closes the connection after answering EINVAL (protocol.md §1).
+    close_on_einval: bool = False
+
+
+class FrameServer(Generic[S]):
+    def __init__(self, name: str, commands: Mapping[int, CommandSpec],
+                 session_factory: Callable[[FrameStream], S], *, host: str, port: int,
+                 limits: ServerLimits, allows: Callable[[str], bool] = lambda ip: True) -> None:
+        self.name = name
+        self.commands = commands
+        self.session_factory = session_factory
+        self.host = host
+        self.port = port
+        self.limits = limits
+        self.allows = allows
+        self.connection_count = 0
+        self.max_connection_count = 0
+        self.total_connection_count = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connect, host=self.host or None, port=self.port, reuse_address=True,
+            limit=self.limits.max_body + 64 * 1024, backlog=1024)
+        log.info("%s listening on %s:%s", self.name, self.host or "*", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _on_connect(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        stream = FrameStream(reader, writer, self.limits.network_timeout)
+        peer = stream.peer_ip
+        if not self.allows(peer) or self.connection_count >= self.limits.max_connections:
+            # A refused peer gets no protocol answer, like FastDFS (protocol.md §1).
+            log.warning("%s: refused connection from %s", self.name, peer)
+            await stream.close()
+            return
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._tasks.add(task)
+        self.connection_count += 1
+        self.total_connection_count += 1
+        self.max_connection_count = max(self.max_connection_count, self.connection_count)
+        session = self.session_factory(stream)
+        try:
+            await self._serve(session)
+        except (ConnectionClosed, ConnectionError) as exc:
+            log.debug("%s: connection from %s ended: %s", self.name, peer, exc)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("%s: connection from %s failed", self.name, peer)
+        finally:
+            self.connection_count -= 1
+            self._tasks.discard(task)
+            try:
+                await session.on_close()
+            except Exception:
+                log.exception("%s: session cleanup failed", self.name)
+            await stream.close()
+
+    async def _serve(self, session: S) -> None:
+        stream = session.stream
+        while True:
+            try:
+                header = await stream.read_header()
+            except ProtocolError:
+                return  # negative package length: close, as FastDFS does
+            if header is None:
+                return
+            response = await self._dispatch(session, header)
+            if not response.silent:
+                await stream.send_response(response.status, response.body)
+            if response.close or (response.status == Status.EINVAL
+                                  and self.limits.close_on_einval):
+                return
+
+    async def _dispatch(self, session: S, header: Header) -> Response:
+        spec = self.commands.get(header.cmd)
+        if spec is None:
+            log.warning("%s: unknown command %d from %s", self.name, header.cmd,
+                        session.stream.peer_ip)
+            return await self._reject_body(session, header, Status.EINVAL)
+        try:
+            if spec.streaming:
+                return await spec.handler(session, header)
+            if header.pkg_len > self.limits.max_body:
+                return Response(Status.EINVAL, close=True)
+            body = await session.stream.read_exactly(header.pkg_len) if header.pkg_len else b""
+            return await spec.handler(session, body)
+        except ProtocolError as exc:
+            log.info("%s: bad request %d from %s: %s", self.name, header.cmd,
+                     session.stream.peer_ip, exc)
+            # The body may be partly unread, so the stream can't be trusted any more.
+            return Response(exc.status, close=spec.streaming)
+
+    async def _reject_body(self, session: S, header: Header, status: int) -> Response:
+        if header.pkg_len > self.limits.max_body:
+            return Response(status, close=True)
+        await session.stream.discard(header.pkg_len)
+        return Response(status)

@@ -1,0 +1,192 @@
+"""Wire constants of the FastDFS protocol (spec: protocol.md §2, §4, §5.1, §6-§10)."""
+
+from __future__ import annotations
+
+import enum
+
+HEADER_SIZE = 10
+PKG_LEN_SIZE = 8
+GROUP_NAME_MAX_LEN = 16
+STORAGE_ID_MAX_SIZE = 16
+VERSION_SIZE = 8  # V6.12+
+IP_ADDRESS_SIZE = 46  # server<->server structs, V6.11+
+IPV4_ADDRESS_SIZE = 16
+IPV6_ADDRESS_SIZE = 46
+MAX_IP_PORT_SIZE = 52
+FILE_EXT_NAME_MAX_LEN = 6
+FILE_PREFIX_MAX_LEN = 16
+MAX_META_NAME_LEN = 64
+MAX_META_VALUE_LEN = 256
+META_RECORD_SEPARATOR = b"\x01"
+META_FIELD_SEPARATOR = b"\x02"
+MAX_SERVERS_EACH_GROUP = 32
+MAX_GROUPS = 512
+MAX_TRACKERS = 16
+REMOTE_FILENAME_MAX_LEN = 127  # storage uses 128-byte buffers incl. NUL
+NORMAL_LOGIC_FILENAME_LENGTH = 44
+TRUNK_LOGIC_FILENAME_LENGTH = 60
+TRACKER_MAX_PACKAGE_SIZE = 8192
+# pkg_len of a stream whose length is not known in advance (FETCH_ONE_PATH_BINLOG).
+INFINITE_PKG_LEN = 1 << 58
+
+DEFAULT_TRACKER_PORT = 22122
+DEFAULT_STORAGE_PORT = 23000
+# Version reported in JOIN and LIST_STORAGE; we speak the 6.16 dialect.
+PROTOCOL_VERSION = "6.16.1"
+
+STORE_PATH_INDEX_ANY = 0xFF  # "storage chooses" in upload requests
+
+
+class Command(enum.IntEnum):
+    """Every command code, tracker- and storage-side (their numbers never collide)."""
+
+    RESP = 100
+
+    # client -> tracker
+    SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE = 101
+    SERVICE_QUERY_FETCH_ONE = 102
+    SERVICE_QUERY_UPDATE = 103
+    SERVICE_QUERY_STORE_WITH_GROUP_ONE = 104
+    SERVICE_QUERY_FETCH_ALL = 105
+    SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL = 106
+    SERVICE_QUERY_STORE_WITH_GROUP_ALL = 107
+    SERVER_DELETE_GROUP = 108
+    SERVER_LIST_ONE_GROUP = 90
+    SERVER_LIST_ALL_GROUPS = 91
+    SERVER_LIST_STORAGE = 92
+    SERVER_DELETE_STORAGE = 93
+    SERVER_SET_TRUNK_SERVER = 94
+    SERVER_GET_LEADER = 95
+    SERVER_TRACKER_CLUSTER_STAT = 96
+    SERVER_STORAGE_CLUSTER_STAT = 97
+    SERVER_STORAGE_VOLUMN_STAT = 98
+
+    # storage -> tracker
+    STORAGE_GET_GROUP_NAME = 109
+    STORAGE_JOIN = 81
+    QUIT = 82
+    STORAGE_BEAT = 83
+    STORAGE_REPORT_DISK_USAGE = 84
+    STORAGE_REPLICA_CHG = 85
+    STORAGE_SYNC_SRC_REQ = 86
+    STORAGE_SYNC_DEST_REQ = 87
+    STORAGE_SYNC_NOTIFY = 88
+    STORAGE_SYNC_REPORT = 89
+    STORAGE_SYNC_DEST_QUERY = 79
+    STORAGE_REPORT_IP_CHANGED = 78
+    STORAGE_CHANGELOG_REQ = 77
+    STORAGE_REPORT_STATUS = 76
+    STORAGE_PARAMETER_REQ = 75
+    STORAGE_REPORT_TRUNK_FREE = 74
+    STORAGE_REPORT_TRUNK_FID = 73
+    STORAGE_FETCH_TRUNK_FID = 72
+    STORAGE_GET_STATUS = 71
+    STORAGE_GET_SERVER_ID = 70
+    STORAGE_FETCH_STORAGE_IDS = 69
+    STORAGE_GET_MY_IP = 60
+    STORAGE_CHANGE_STATUS = 59
+
+    # tracker <-> tracker
+    TRACKER_JOIN_LEADER = 58
+    TRACKER_GET_SYS_FILES_START = 61
+    TRACKER_GET_SYS_FILES_END = 62
+    TRACKER_GET_ONE_SYS_FILE = 63
+    TRACKER_GET_STATUS = 64
+    TRACKER_PING_LEADER = 65
+    TRACKER_NOTIFY_NEXT_LEADER = 66
+    TRACKER_COMMIT_NEXT_LEADER = 67
+    TRACKER_NOTIFY_RESELECT_LEADER = 68
+
+    ACTIVE_TEST = 111
+
+    # client -> storage
+    UPLOAD_FILE = 11
+    DELETE_FILE = 12
+    SET_METADATA = 13
+    DOWNLOAD_FILE = 14
+    GET_METADATA = 15
+    UPLOAD_SLAVE_FILE = 21
+    QUERY_FILE_INFO = 22
+    UPLOAD_APPENDER_FILE = 23
+    APPEND_FILE = 24
+    MODIFY_FILE = 34
+    TRUNCATE_FILE = 36
+    REGENERATE_APPENDER_FILENAME = 38
+    CREATE_LINK = 20
+
+    # storage <-> storage
+    REPORT_SERVER_ID = 9
+    SYNC_CREATE_FILE = 16
+    SYNC_DELETE_FILE = 17
+    SYNC_UPDATE_FILE = 18
+    SYNC_CREATE_LINK = 19
+    SYNC_APPEND_FILE = 25
+    FETCH_ONE_PATH_BINLOG = 26
+    TRUNK_ALLOC_SPACE = 27
+    TRUNK_ALLOC_CONFIRM = 28
+    TRUNK_FREE_SPACE = 29
+    TRUNK_SYNC_BINLOG = 30
+    TRUNK_GET_BINLOG_SIZE = 31
+    TRUNK_DELETE_BINLOG_MARKS = 32
+    TRUNK_TRUNCATE_BINLOG_FILE = 33
+    SYNC_MODIFY_FILE = 35
+    SYNC_TRUNCATE_FILE = 37
+    SYNC_RENAME_FILE = 40
+
+
+class Status(enum.IntEnum):
+    """Response status byte: Linux errno numbers whatever the host OS (protocol.md §4)."""
+
+    OK = 0
+    EPERM = 1
+    ENOENT = 2
+    EINTR = 4
+    EIO = 5
+    EAGAIN = 11
+    ENOMEM = 12
+    EACCES = 13
+    EFAULT = 14
+    EBUSY = 16
+    EEXIST = 17
+    EISDIR = 21
+    EINVAL = 22
+    ENOSPC = 28
+    ENAMETOOLONG = 36
+    ENONET = 64
+    EOPNOTSUPP = 95
+    ETIMEDOUT = 110
+    EALREADY = 114
+
+
+class StorageStatus(enum.IntEnum):
+    """Storage server states, same numbers as FastDFS (protocol.md §5.1)."""
+
+    INIT = 0
+    WAIT_SYNC = 1
+    SYNCING = 2
+    IP_CHANGED = 3
+    DELETED = 4
+    OFFLINE = 5
+    ONLINE = 6
+    ACTIVE = 7
+    RECOVERY = 9
+    NONE = 99
+
+    @property
+    def is_available(self) -> bool:
+        return self in (StorageStatus.OFFLINE, StorageStatus.ONLINE, StorageStatus.ACTIVE)
+
+
+class MetadataOp(enum.IntEnum):
+    OVERWRITE = ord("O")
+    MERGE = ord("M")
+
+
+# Change-notification flags in BEAT / DISK_USAGE / SYNC_REPORT answers (protocol.md §5.8).
+NOTIFY_LEADER_CHANGED = 1
+NOTIFY_TRUNK_SERVER_CHANGED = 2
+NOTIFY_GROUP_CHANGED = 4
+
+# QUERY_FILE_INFO request flags carried in the header status byte (protocol.md §7.11).
+QUERY_FILE_INFO_NO_CRC = 1
+QUERY_FILE_INFO_SILENT = 2
