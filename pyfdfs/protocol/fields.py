@@ -37,10 +37,14 @@ def pack_i32(value: int) -> bytes:
 
 
 def unpack_i64(raw: bytes | memoryview, offset: int = 0) -> int:
+    if len(raw) < offset + 8:
+        raise ProtocolError("integer field truncated")
     return int(_I64.unpack_from(raw, offset)[0])
 
 
 def unpack_i32(raw: bytes | memoryview, offset: int = 0) -> int:
+    if len(raw) < offset + 4:
+        raise ProtocolError("integer field truncated")
     return int(_I32.unpack_from(raw, offset)[0])
 
 

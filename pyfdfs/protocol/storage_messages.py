@@ -381,6 +381,8 @@ class SyncCreateRequest:
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int, *, has_content: bool = True
                ) -> SyncCreateRequest:
+        if len(prefix) < cls.FIXED_SIZE:
+            raise ProtocolError("sync create prefix too short")
         name_len, size, ts, group = _SYNC_CREATE.unpack_from(prefix)
         _check_name_len(name_len)
         if len(prefix) != cls.FIXED_SIZE + name_len:
@@ -421,6 +423,8 @@ class SyncAppendRequest:
 
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int) -> SyncAppendRequest:
+        if len(prefix) < cls.FIXED_SIZE:
+            raise ProtocolError("sync append prefix too short")
         name_len, offset, length, ts, group = _SYNC_APPEND.unpack_from(prefix)
         _check_name_len(name_len)
         if len(prefix) != cls.FIXED_SIZE + name_len or offset < 0:
