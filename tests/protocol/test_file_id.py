@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import zlib
 
@@ -146,11 +147,7 @@ def test_base64_roundtrip(raw: bytes) -> None:
 
 @given(st.text(max_size=80))
 def test_decode_arbitrary_names_only_raises_protocol_error(text: str) -> None:
-    try:
+    with contextlib.suppress(ProtocolError):
         decode_file_name(text)
-    except ProtocolError:
-        pass
-    try:
+    with contextlib.suppress(ProtocolError):
         parse_logical_name(text)
-    except ProtocolError:
-        pass
