@@ -155,6 +155,7 @@ class StorageSpec:
     ip: str | None = None  # default: the next free 127.0.0.x
     store_path_count: int = 1
     conf: dict[str, str] = field(default_factory=dict)
+    port: int | None = None  # default: a free port
 
 
 class LocalCluster:
@@ -162,7 +163,8 @@ class LocalCluster:
                  storages: Sequence[StorageSpec] = (StorageSpec(),),
                  tracker_conf: Mapping[str, str] | None = None,
                  storage_conf: Mapping[str, str] | None = None,
-                 test_defaults: bool = True) -> None:
+                 test_defaults: bool = True,
+                 tracker_ports: Sequence[int] = ()) -> None:
         self.root = Path(root)
         self.tracker_conf = dict(TRACKER_TEST_DEFAULTS if test_defaults else {})
         self.tracker_conf.update(tracker_conf or {})
@@ -171,7 +173,7 @@ class LocalCluster:
         self.trackers: list[ServerProcess] = []
         self.storages: list[ServerProcess] = []
         for index in range(trackers):
-            self._add_tracker(index)
+            self._add_tracker(index, tracker_ports[index] if index < len(tracker_ports) else None)
         for index, spec in enumerate(storages):
             self.add_storage(spec, index=index)
         self.client_conf_path = write_conf(self.root / "client.conf", {
@@ -185,9 +187,9 @@ class LocalCluster:
     def tracker_addresses(self) -> list[str]:
         return [t.address for t in self.trackers]
 
-    def _add_tracker(self, index: int) -> ServerProcess:
+    def _add_tracker(self, index: int, port: int | None = None) -> ServerProcess:
         host = "127.0.0.1"
-        port = free_port(host)
+        port = port or free_port(host)
         base = self.root / f"tracker{index}"
         base.mkdir(parents=True, exist_ok=True)
         conf = {"base_path": str(base), "bind_addr": host, "port": str(port),
@@ -200,7 +202,7 @@ class LocalCluster:
     def add_storage(self, spec: StorageSpec, index: int | None = None) -> ServerProcess:
         index = len(self.storages) if index is None else index
         host = spec.ip or f"127.0.0.{index + 2}"
-        port = free_port(host)
+        port = spec.port or free_port(host)
         base = self.root / f"storage{index}"
         base.mkdir(parents=True, exist_ok=True)
         conf: dict[str, str | Sequence[str]] = {
