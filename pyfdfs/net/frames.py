@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 from collections.abc import AsyncIterator
 
 from pyfdfs.protocol.constants import HEADER_SIZE, Command
@@ -12,6 +13,7 @@ from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.header import Header, decode_header, encode_header, encode_response
 
 CHUNK_SIZE = 256 * 1024
+SMALL_FILE_INLINE = 64 * 1024
 
 
 class ConnectionClosed(ConnectionError):
@@ -107,21 +109,46 @@ class FrameStream:
         return await self.read_exactly(header.pkg_len) if header.pkg_len else b""
 
     async def sendfile(self, fd: int, offset: int, count: int) -> None:
-        """Send ``count`` bytes of an open file, zero-copy where the loop supports it."""
+        """Send ``count`` bytes of an open file without copying them through Python.
+
+        The standard loop does this natively. uvloop has no ``loop.sendfile``, so there the
+        kernel's sendfile runs on a worker thread over the socket's descriptor, after the
+        transport's own buffer is flushed (nothing else writes to the socket meanwhile)."""
+        if count <= SMALL_FILE_INLINE:
+            # A small read from the page cache costs less than a thread hop.
+            data = os.pread(fd, count, offset)
+            if len(data) != count:
+                raise ConnectionClosed("file shrank while being sent")
+            await self.send(data)
+            return
         transport = self.writer.transport
         loop = asyncio.get_running_loop()
         await self.drain()
         with os.fdopen(os.dup(fd), "rb") as fileobj:
             try:
-                await loop.sendfile(transport, fileobj, offset, count)
+                await loop.sendfile(transport, fileobj, offset, count, fallback=False)
                 return
             except (NotImplementedError, RuntimeError):
-                pass
-            await self._copy_file(fileobj, offset, count)
+                pass  # uvloop, or a transport without sendfile support
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            await self._copy_file(fd, offset, count)
+            return
+        await self._flush_transport()
+        await loop.run_in_executor(None, _blocking_sendfile, sock.fileno(), fd, offset, count,
+                                   self.timeout)
 
-    async def _copy_file(self, fileobj: object, offset: int, count: int) -> None:
+    async def _flush_transport(self) -> None:
+        transport = self.writer.transport
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0, low=0)
+        try:
+            await self.drain()
+        finally:
+            transport.set_write_buffer_limits(high=high, low=low)
+
+    async def _copy_file(self, fd: int, offset: int, count: int) -> None:
         loop = asyncio.get_running_loop()
-        fd = fileobj.fileno()  # type: ignore[attr-defined]
         sent = 0
         while sent < count:
             size = min(CHUNK_SIZE, count - sent)
@@ -162,3 +189,20 @@ def check_response_header(header: Header, max_body: int, expect_body: int | None
         raise ProtocolError(f"response body of {header.pkg_len} bytes exceeds {max_body}")
     if expect_body is not None and header.pkg_len != expect_body:
         raise ProtocolError(f"response body of {header.pkg_len} bytes, expected {expect_body}")
+
+
+def _blocking_sendfile(out_fd: int, in_fd: int, offset: int, count: int,
+                       timeout: float) -> None:
+    """sendfile(2) loop for a non-blocking socket, run on a worker thread."""
+    end = offset + count
+    while offset < end:
+        try:
+            sent = os.sendfile(out_fd, in_fd, offset, end - offset)
+        except BlockingIOError:
+            _, writable, _ = select.select([], [out_fd], [], timeout)
+            if not writable:
+                raise ConnectionClosed(f"peer read nothing for {timeout}s") from None
+            continue
+        if sent == 0:
+            raise ConnectionClosed("file shrank while being sent")
+        offset += sent
