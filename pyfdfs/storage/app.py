@@ -1,0 +1,142 @@
+"""Running a storage server in the foreground: ``run_storage(config_path)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from pyfdfs.config import ConfigError, StorageConfig, load_storage_config
+from pyfdfs.net.frames import FrameStream
+from pyfdfs.net.server import FrameServer, ServerLimits
+from pyfdfs.storage.commands import COMMANDS
+from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.session import StorageSession
+from pyfdfs.storage.tracker_reporter import TrackerReporter
+
+log = logging.getLogger("pyfdfs.storage")
+
+
+def setup_logging(base_path: str, level: str = "info") -> None:
+    os.makedirs(os.path.join(base_path, "logs"), exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    for handler in (logging.StreamHandler(sys.stderr),
+                    logging.FileHandler(os.path.join(base_path, "logs", "storaged.log"))):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+class StorageServer:
+    """The storage process: client/peer server, tracker reporter and periodic flushes."""
+
+    def __init__(self, config: StorageConfig) -> None:
+        if not config.group_name:
+            raise ConfigError("group_name is required (group lookup by server id is not "
+                              "supported)")
+        self.config = config
+        self.ctx = StorageContext(config)
+        limits = ServerLimits(max_connections=config.max_connections,
+                              network_timeout=float(config.network_timeout),
+                              max_body=config.buff_size, close_on_einval=True)
+        self.server: FrameServer[StorageSession] = FrameServer(
+            "storage", COMMANDS, self._new_session, host=config.listen_addr,
+            port=config.port, limits=limits, allows=config.allow_hosts.allows)
+        self.reporter = TrackerReporter(self.ctx, self.server)
+        self._stopped = asyncio.Event()
+        self._timers: list[asyncio.Task[None]] = []
+
+    def _new_session(self, stream: FrameStream) -> StorageSession:
+        return StorageSession(stream, self.ctx)
+
+    async def run(self) -> None:
+        await self.server.start()
+        self._write_pid()
+        self.reporter.start()
+        self._timers = [
+            asyncio.create_task(self._every(self.config.sync_binlog_buff_interval,
+                                            self.ctx.binlog.flush)),
+            asyncio.create_task(self._every(self.config.sync_stat_file_interval,
+                                            self.ctx.stats.save_if_dirty)),
+        ]
+        log.info("storage of group %s serving on %s:%d", self.ctx.group,
+                 self.config.listen_addr or "*", self.config.port)
+        await self._stopped.wait()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def _every(self, interval: int, action: object) -> None:
+        assert callable(action)
+        while True:
+            await asyncio.sleep(max(1, interval))
+            try:
+                action()
+            except OSError:
+                log.exception("periodic task failed")
+
+    async def _shutdown(self) -> None:
+        log.info("storage stopping")
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        await self.reporter.stop()
+        await self.server.stop()
+        self.ctx.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._pid_path)
+        log.info("storage stopped")
+
+    @property
+    def _pid_path(self) -> str:
+        return os.path.join(self.config.base_path, "data", "fdfs_storaged.pid")
+
+    def _write_pid(self) -> None:
+        with open(self._pid_path, "w", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+
+def _install_event_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _serve(config: StorageConfig) -> None:
+    server = StorageServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    await server.run()
+
+
+def run_storage(config_path: str) -> int:
+    """Run a storage in the foreground until SIGTERM/SIGINT; the exit status."""
+    try:
+        config = load_storage_config(config_path)
+    except (ConfigError, OSError) as exc:
+        print(f"pyfdfs storage: {exc}", file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(config.base_path, exist_ok=True)
+        setup_logging(config.base_path, config.log_level)
+    except OSError as exc:
+        print(f"pyfdfs storage: cannot use base_path: {exc}", file=sys.stderr)
+        return 2
+    _install_event_loop_policy()
+    try:
+        asyncio.run(_serve(config))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        log.error("storage failed: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,218 @@
+"""The sync binlog: one text record per write, read by replication (storage_internals.md §3).
+
+Records are ``<timestamp> <op> <filename>[ <extra>]\\n``. Upper-case ops were done here by
+a client, lower-case ones were received from another storage.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+log = logging.getLogger("pyfdfs.storage.binlog")
+
+# §3.1: switch to the next file once the current one reaches 1 GiB.
+BINLOG_MAX_SIZE = 1 << 30
+# §3.1: records are buffered in a 16 KiB cache, flushed when under 256 bytes remain.
+BUFFER_SIZE = 16 * 1024
+BUFFER_RESERVE = 256
+MAX_RECORD_LENGTH = 255
+INDEX_FILE = "binlog_index.dat"
+
+
+class BinlogOp(enum.StrEnum):
+    CREATE = "C"
+    DELETE = "D"
+    UPDATE = "U"
+    APPEND = "A"
+    MODIFY = "M"
+    TRUNCATE = "T"
+    LINK = "L"
+    RENAME = "R"
+
+    def replica(self) -> str:
+        return self.value.lower()
+
+
+_SOURCE_OPS = frozenset("CDUAMTLR")
+_ALL_OPS = _SOURCE_OPS | frozenset(op.lower() for op in _SOURCE_OPS)
+
+
+@dataclass(frozen=True, slots=True)
+class BinlogRecord:
+    timestamp: int
+    op: str
+    filename: str
+    extra: str = ""
+
+    @property
+    def is_source_op(self) -> bool:
+        return self.op.isupper()
+
+    def encode(self) -> bytes:
+        line = f"{self.timestamp} {self.op} {self.filename}"
+        if self.extra:
+            line += " " + self.extra
+        return (line + "\n").encode()
+
+    @classmethod
+    def decode(cls, line: bytes) -> BinlogRecord:
+        """Parse one line (without or with its LF). ValueError if malformed."""
+        text = line.rstrip(b"\n").decode()
+        parts = text.split(" ", 2)
+        if len(parts) != 3 or parts[1] not in _ALL_OPS or not parts[2]:
+            raise ValueError(f"invalid binlog record {text!r}")
+        ts = int(parts[0])
+        filename, _, extra = parts[2].partition(" ")
+        return cls(ts, parts[1], filename, extra)
+
+    @property
+    def extra_numbers(self) -> tuple[int, int]:
+        """``offset length`` of A/M and ``old new`` of T records."""
+        first, _, second = self.extra.partition(" ")
+        return int(first), int(second)
+
+
+def binlog_file_name(index: int) -> str:
+    return f"binlog.{index:03d}"
+
+
+class BinlogWriter:
+    """Appends records to ``data/sync/binlog.NNN``, buffered and flushed on a timer."""
+
+    def __init__(self, sync_dir: str) -> None:
+        self.sync_dir = sync_dir
+        os.makedirs(sync_dir, exist_ok=True)
+        self.index = self._read_index()
+        self._buffer = bytearray()
+        self._fd = self._open()
+
+    def _read_index(self) -> int:
+        path = os.path.join(self.sync_dir, INDEX_FILE)
+        try:
+            with open(path, encoding="ascii") as fh:
+                for line in fh:
+                    key, _, value = line.strip().partition("=")
+                    if key == "current_write":
+                        return max(0, int(value))
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def _write_index(self) -> None:
+        path = os.path.join(self.sync_dir, INDEX_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="ascii") as fh:
+            fh.write(f"current_write={self.index}\ncurrent_compress=0\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def _open(self) -> int:
+        if not os.path.exists(os.path.join(self.sync_dir, INDEX_FILE)):
+            self._write_index()
+        path = os.path.join(self.sync_dir, binlog_file_name(self.index))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._repair_torn_tail(fd, path)
+        return fd
+
+    @staticmethod
+    def _repair_torn_tail(fd: int, path: str) -> None:
+        # A crash in the middle of a write may leave a line without its LF; appending
+        # after it would glue two records into one invalid line, so cut the torn part.
+        size = os.fstat(fd).st_size
+        if not size:
+            return
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 2 * (MAX_RECORD_LENGTH + 1)))
+            tail = fh.read()
+        if tail.endswith(b"\n"):
+            return
+        keep = size - len(tail) + tail.rfind(b"\n") + 1
+        log.warning("binlog %s ends with a torn record; cutting it at %d", path, keep)
+        os.ftruncate(fd, keep)
+
+    @property
+    def current_path(self) -> str:
+        return os.path.join(self.sync_dir, binlog_file_name(self.index))
+
+    def append(self, record: BinlogRecord) -> None:
+        data = record.encode()
+        if len(data) > MAX_RECORD_LENGTH + 1:
+            log.warning("binlog record longer than %d bytes: %r", MAX_RECORD_LENGTH, data)
+        self._buffer += data
+        if len(self._buffer) > BUFFER_SIZE - BUFFER_RESERVE:
+            self.flush()
+
+    def write(self, timestamp: int, op: str, filename: str, extra: str = "") -> None:
+        self.append(BinlogRecord(timestamp, op, filename, extra))
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+        if os.fstat(self._fd).st_size >= BINLOG_MAX_SIZE:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        self.index += 1
+        self._write_index()
+        self._fd = self._open()
+        log.info("binlog switched to %s", self.current_path)
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self._fd)
+
+
+@dataclass(frozen=True, slots=True)
+class BinlogPosition:
+    index: int
+    offset: int
+
+
+class BinlogReader:
+    """Reads records from a position on; a final line without LF is torn (being written
+    or cut by a crash) and is not returned, so the cursor never passes it."""
+
+    def __init__(self, sync_dir: str, position: BinlogPosition | None = None) -> None:
+        self.sync_dir = sync_dir
+        self.position = position or BinlogPosition(0, 0)
+
+    def _path(self, index: int) -> str:
+        return os.path.join(self.sync_dir, binlog_file_name(index))
+
+    def read(self, max_records: int = 1000) -> Iterator[tuple[BinlogRecord, BinlogPosition]]:
+        """Yield (record, position after it); crosses into the next binlog file when the
+        current one is finished. Invalid complete lines raise ValueError."""
+        produced = 0
+        while produced < max_records:
+            path = self._path(self.position.index)
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(self.position.offset)
+                    for line in fh:
+                        if not line.endswith(b"\n"):
+                            return  # torn last line
+                        self.position = BinlogPosition(self.position.index,
+                                                       self.position.offset + len(line))
+                        if line.strip():
+                            yield BinlogRecord.decode(line), self.position
+                            produced += 1
+                            if produced >= max_records:
+                                return
+            except FileNotFoundError:
+                return
+            if not os.path.exists(self._path(self.position.index + 1)):
+                return
+            self.position = BinlogPosition(self.position.index + 1, 0)

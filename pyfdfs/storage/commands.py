@@ -1,0 +1,48 @@
+"""The storage's command table: every command code the storage answers, in one place."""
+
+from __future__ import annotations
+
+from pyfdfs.net.server import OK, QUIT, CommandSpec, Response, body_command, stream_command
+from pyfdfs.protocol.constants import Command, Status
+from pyfdfs.storage import (
+    appender_commands,
+    file_commands,
+    metadata_commands,
+    sync_commands,
+    upload_commands,
+)
+from pyfdfs.storage.session import StorageSession
+
+
+async def active_test(session: StorageSession, body: bytes) -> Response:
+    return Response(Status.EINVAL) if body else OK
+
+
+async def quit_connection(session: StorageSession, body: bytes) -> Response:
+    return QUIT
+
+
+async def create_link(session: StorageSession, body: bytes) -> Response:
+    # Only used with FastDHT de-duplication, which pyfdfs does not offer (protocol.md §7.13).
+    return Response(Status.EINVAL)
+
+
+COMMANDS: dict[int, CommandSpec] = {
+    Command.UPLOAD_FILE: stream_command(upload_commands.upload_file),
+    Command.UPLOAD_APPENDER_FILE: stream_command(upload_commands.upload_appender_file),
+    Command.UPLOAD_SLAVE_FILE: stream_command(upload_commands.upload_slave_file),
+    Command.DOWNLOAD_FILE: body_command(file_commands.download_file),
+    Command.DELETE_FILE: body_command(file_commands.delete_file),
+    Command.QUERY_FILE_INFO: stream_command(file_commands.query_file_info),
+    Command.SET_METADATA: body_command(metadata_commands.set_metadata),
+    Command.GET_METADATA: body_command(metadata_commands.get_metadata),
+    Command.APPEND_FILE: stream_command(appender_commands.append_file),
+    Command.MODIFY_FILE: stream_command(appender_commands.modify_file),
+    Command.TRUNCATE_FILE: body_command(appender_commands.truncate_file),
+    Command.REGENERATE_APPENDER_FILENAME: body_command(
+        appender_commands.regenerate_appender_filename),
+    Command.CREATE_LINK: body_command(create_link),
+    Command.ACTIVE_TEST: body_command(active_test),
+    Command.QUIT: body_command(quit_connection),
+    **sync_commands.SYNC_COMMANDS,
+}

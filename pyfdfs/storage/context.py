@@ -1,0 +1,133 @@
+"""What every storage command handler works with: paths, names, binlog, stats, settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from pyfdfs.config import ReservedSpace, StorageConfig
+from pyfdfs.protocol.constants import IPV4_ADDRESS_SIZE, Status, StorageStatus
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.storage.binlog import BinlogWriter
+from pyfdfs.storage.file_names import FileNamer
+from pyfdfs.storage.stats import DataInitFlag, StorageStats
+from pyfdfs.storage.store_paths import MB, StorePath, StorePaths
+
+log = logging.getLogger("pyfdfs.storage")
+
+
+@dataclass(slots=True)
+class TrackerParameters:
+    """Settings a tracker pushes with PARAMETER_REQ (config.md §7)."""
+
+    # Until a tracker answers, keep FastDFS's built-in default reserve (config.md §3.1).
+    reserved_space: ReservedSpace = field(default_factory=lambda: ReservedSpace(mb=1024))
+    store_path_mode: int = 0
+    use_storage_id: bool = False
+    id_type_in_filename: str = "ip"
+    response_ip_addr_size: int = IPV4_ADDRESS_SIZE
+    store_slave_file_use_link: bool = False
+    storage_ip_changed_auto_adjust: bool = True
+
+    def apply(self, params: dict[str, str]) -> None:
+        def flag(key: str, current: bool) -> bool:
+            value = params.get(key)
+            return current if value is None else value.strip().lower() in ("1", "true", "yes",
+                                                                            "on")
+        if "reserved_storage_space" in params:
+            try:
+                self.reserved_space = ReservedSpace.parse(params["reserved_storage_space"])
+            except Exception as exc:  # keep the old value on a bad push
+                log.warning("ignoring reserved_storage_space from tracker: %s", exc)
+        if params.get("store_path", "").strip().isdigit():
+            self.store_path_mode = int(params["store_path"])
+        if params.get("response_ip_addr_size", "").strip().isdigit():
+            self.response_ip_addr_size = 46 if int(params["response_ip_addr_size"]) == 46 else 16
+        self.use_storage_id = flag("use_storage_id", self.use_storage_id)
+        self.id_type_in_filename = params.get("id_type_in_filename", self.id_type_in_filename)
+        self.store_slave_file_use_link = flag("store_slave_file_use_link",
+                                              self.store_slave_file_use_link)
+        self.storage_ip_changed_auto_adjust = flag("storage_ip_changed_auto_adjust",
+                                                   self.storage_ip_changed_auto_adjust)
+
+
+class FileLocks:
+    """One asyncio lock per file name: appends, modifies and truncates of one file are
+    serialised so their bytes never interleave."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(name, (asyncio.Lock(), 0))
+        self._locks[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[name]
+            if users <= 1:
+                del self._locks[name]
+            else:
+                self._locks[name] = (lock, users - 1)
+
+
+class StorageContext:
+    """Shared state of one storage process."""
+
+    def __init__(self, config: StorageConfig) -> None:
+        self.config = config
+        self.group = config.group_name or ""
+        self.data_dir = os.path.join(config.base_path, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        os.makedirs(os.path.join(config.base_path, "logs"), exist_ok=True)
+        self.store_paths = StorePaths(config.store_paths, config.store_path_readonly)
+        self.store_paths.prepare(config.subdir_count_per_path)
+        self.stats = StorageStats(self.data_dir)
+        self.init_flag = DataInitFlag.load(self.data_dir)
+        self.namer = FileNamer(subdir_count=config.subdir_count_per_path,
+                               distribute_mode=config.file_distribute_path_mode,
+                               rotate_count=config.file_distribute_rotate_count,
+                               rotation=self.stats.rotation)
+        self.my_ip = self.init_flag.last_ip_addr or config.listen_addr or "127.0.0.1"
+        self.namer.use_ip(self.my_ip if ":" not in self.my_ip else "127.0.0.1")
+        self.binlog = BinlogWriter(os.path.join(self.data_dir, "sync"))
+        self.params = TrackerParameters()
+        self.file_locks = FileLocks()
+        self.status = StorageStatus.NONE
+        self.sync_source_timestamps: dict[str, int] = {}
+
+    def learn_my_ip(self, ip: str) -> None:
+        """The source field of new names is our address as the tracker sees it
+        (file_id.md §2.1)."""
+        ip = ip.split(",")[0].strip()
+        if not ip or ip == self.my_ip:
+            return
+        self.my_ip = ip
+        if ":" not in ip:
+            self.namer.use_ip(ip)
+        self.init_flag.last_ip_addr = ip
+        self.init_flag.save()
+
+    def check_group(self, group: str) -> None:
+        if group != self.group:
+            raise ProtocolError(f"group {group!r} is not this storage's group {self.group!r}")
+
+    def check_space(self, store: StorePath, size: int) -> None:
+        """ENOSPC when the upload would bring the path to or below its reserve
+        (storage_internals.md §8.4)."""
+        usage = store.disk_usage()
+        free_after = usage.free_mb - (size + MB - 1) // MB
+        if not self.params.reserved_space.has_room(free_after, usage.total_mb,
+                                                   len(self.store_paths)):
+            raise ProtocolError(f"store path {store.index} is full", Status.ENOSPC)
+
+    def close(self) -> None:
+        self.binlog.close()
+        self.stats.save()
+        self.init_flag.save()

@@ -1,0 +1,143 @@
+"""DOWNLOAD_FILE (14), DELETE_FILE (12) and QUERY_FILE_INFO (22), protocol.md §7.8, §7.11-12."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import time
+
+from pyfdfs.net.server import QUIT, Response
+from pyfdfs.protocol.constants import (
+    GROUP_NAME_MAX_LEN,
+    QUERY_FILE_INFO_NO_CRC,
+    REMOTE_FILENAME_MAX_LEN,
+    Command,
+    Status,
+)
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.file_id import decode_file_name
+from pyfdfs.protocol.header import Header, encode_header
+from pyfdfs.protocol.storage_messages import DownloadRequest, FileInfo
+from pyfdfs.protocol.tracker_messages import GroupFileRequest
+from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.incoming import file_crc32
+from pyfdfs.storage.session import StorageSession
+from pyfdfs.storage.store_paths import StorePath
+
+log = logging.getLogger("pyfdfs.storage")
+
+
+def not_found(what: str) -> ProtocolError:
+    return ProtocolError(f"{what} not found", Status.ENOENT)
+
+
+async def download_file(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = DownloadRequest.decode(body)
+    ctx.check_group(request.group)
+    _, _, path = ctx.store_paths.resolve(request.filename)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        ctx.stats.count("download", False)
+        raise not_found(request.filename) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise not_found(request.filename)
+        # protocol.md §7.12: offset beyond the end is an error; offset == size gives an
+        # empty body (even for an empty file); too long a length is clamped.
+        if request.offset > st.st_size:
+            raise ProtocolError(f"offset {request.offset} beyond size {st.st_size}")
+        remaining = st.st_size - request.offset
+        length = remaining if request.length == 0 else min(request.length, remaining)
+        await session.stream.send(encode_header(length, Command.RESP, 0))
+        try:
+            if length:
+                await session.stream.sendfile(fd, request.offset, length)
+        except (OSError, ConnectionError) as exc:
+            # The header is out: the only way to signal failure is to hang up (§1).
+            log.info("download of %s aborted: %s", request.filename, exc)
+            ctx.stats.count("download", False, 0, with_bytes="download")
+            return QUIT
+    finally:
+        os.close(fd)
+    ctx.stats.count("download", True, length, with_bytes="download")
+    return Response(silent=True)
+
+
+async def delete_file(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = GroupFileRequest.decode(body)
+    ctx.check_group(request.group)
+    name, store, path = ctx.store_paths.resolve(request.filename)
+    if not os.path.lexists(path) or os.path.isdir(path):
+        ctx.stats.count("delete", False)
+        raise not_found(request.filename)
+    now = int(time.time())
+    target = _link_target(store, path)
+    os.unlink(path)
+    ctx.binlog.write(now, BinlogOp.DELETE, name.text)
+    if os.path.lexists(path + "-m"):
+        os.unlink(path + "-m")
+        ctx.binlog.write(now, BinlogOp.DELETE, name.text + "-m")
+    if target is not None:
+        # A slave stored as a symlink owns its target (storage_internals.md §13).
+        target_name, target_path = target
+        try:
+            os.unlink(target_path)
+            ctx.binlog.write(now, BinlogOp.DELETE, target_name)
+        except FileNotFoundError:
+            pass
+    ctx.stats.count("delete", True)
+    ctx.stats.source_updated()
+    return Response()
+
+
+def _link_target(store: StorePath, path: str) -> tuple[str, str] | None:
+    """(logical name, path) of a symlinked slave's target, if it lies in this store path."""
+    if not os.path.islink(path):
+        return None
+    target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    relative = os.path.relpath(target, store.data_dir)
+    parts = relative.split(os.sep)
+    if len(parts) != 3 or relative.startswith(".."):
+        return None
+    return f"M{store.index:02X}/{relative}", target
+
+
+async def query_file_info(session: StorageSession, header: Header) -> Response:
+    if not GROUP_NAME_MAX_LEN < header.pkg_len <= GROUP_NAME_MAX_LEN + REMOTE_FILENAME_MAX_LEN:
+        raise ProtocolError(f"query file info length {header.pkg_len} out of range")
+    body = await session.stream.read_exactly(header.pkg_len)
+    try:
+        return await _query_file_info(session, body, header.status)
+    except ProtocolError as exc:
+        # The body is fully read, so only EINVAL ends the connection (protocol.md §1).
+        return Response(exc.status)
+
+
+async def _query_file_info(session: StorageSession, body: bytes, flags: int) -> Response:
+    ctx = session.ctx
+    request = GroupFileRequest.decode(body)
+    ctx.check_group(request.group)
+    name, _, path = ctx.store_paths.resolve(request.filename)
+    info = decode_file_name(name.text)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise not_found(request.filename) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise not_found(request.filename)
+    crc = info.crc32
+    if info.is_appender or info.is_slave:
+        # V6.15.1+: the name's CRC is stale for these; compute unless told not to (§7.11).
+        if flags & QUERY_FILE_INFO_NO_CRC:
+            crc = 0
+        else:
+            crc = await asyncio.get_running_loop().run_in_executor(None, file_crc32, path)
+    source = "" if info.source_is_id else info.source
+    answer = FileInfo(st.st_size, int(st.st_mtime), crc, source)
+    return Response(body=answer.encode(ctx.params.response_ip_addr_size))

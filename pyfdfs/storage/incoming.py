@@ -1,0 +1,110 @@
+"""Streaming request content from the socket to disk without holding it in memory.
+
+Chunks are bounded (FrameStream.iter_body); each write and its CRC32 update run on the
+executor so a slow disk never stalls other connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import zlib
+
+from pyfdfs.net.frames import FrameStream
+
+
+class IncomingFile:
+    """A temp file being filled from a connection; ``discard()`` if it is not kept.
+
+    The temp file is created in the target store path's ``data/`` (same file system as the
+    final name, so the final rename is atomic) and never under a final name."""
+
+    def __init__(self, path: str, fsync_after: int = 0) -> None:
+        self.path = path
+        self.fsync_after = fsync_after
+        self.crc32 = 0
+        self.size = 0
+        self._unsynced = 0
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def _write_chunk(self, chunk: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.crc32 = zlib.crc32(chunk, self.crc32)
+        self.size += len(chunk)
+        self._unsynced += len(chunk)
+        if self.fsync_after and self._unsynced >= self.fsync_after:
+            os.fsync(self._fd)
+            self._unsynced = 0
+
+    async def receive(self, stream: FrameStream, length: int) -> None:
+        loop = asyncio.get_running_loop()
+        async for chunk in stream.iter_body(length):
+            await loop.run_in_executor(None, self._write_chunk, chunk)
+
+    async def finish(self) -> os.stat_result:
+        """Flush and close; returns the stat whose mtime names the file (file_id.md §2.2)."""
+        fd = self._fd
+        assert fd is not None
+        self._fd = None
+        loop = asyncio.get_running_loop()
+
+        def close() -> os.stat_result:
+            try:
+                if self.fsync_after:
+                    os.fsync(fd)
+                return os.fstat(fd)
+            finally:
+                os.close(fd)
+
+        return await loop.run_in_executor(None, close)
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+async def write_at(path: str, stream: FrameStream, offset: int, length: int,
+                   fsync_after: int = 0) -> None:
+    """Write ``length`` bytes from the stream into an existing file at ``offset``."""
+    loop = asyncio.get_running_loop()
+    fd = await loop.run_in_executor(None, os.open, path, os.O_WRONLY)
+    try:
+        position = offset
+        unsynced = 0
+        async for chunk in stream.iter_body(length):
+            await loop.run_in_executor(None, _pwrite_all, fd, chunk, position)
+            position += len(chunk)
+            unsynced += len(chunk)
+            if fsync_after and unsynced >= fsync_after:
+                await loop.run_in_executor(None, os.fsync, fd)
+                unsynced = 0
+        if fsync_after:
+            await loop.run_in_executor(None, os.fsync, fd)
+    finally:
+        os.close(fd)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def file_crc32(path: str) -> int:
+    """Whole-file CRC32; call it on the executor."""
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            crc = zlib.crc32(chunk, crc)
+    return crc

@@ -1,0 +1,72 @@
+"""SET_METADATA (13) and GET_METADATA (15): the ``<name>-m`` file beside each data file
+(protocol.md §7.9-§7.10, storage_internals.md §12)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyfdfs.net.server import Response
+from pyfdfs.protocol.constants import MetadataOp, Status
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.metadata import decode_metadata, encode_metadata, merge_metadata
+from pyfdfs.protocol.storage_messages import SetMetadataRequest
+from pyfdfs.protocol.tracker_messages import GroupFileRequest
+from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.session import StorageSession
+
+METADATA_SUFFIX = "-m"
+
+
+def write_small_file(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+async def set_metadata(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = SetMetadataRequest.decode(body)
+    ctx.check_group(request.group)
+    name, _, path = ctx.store_paths.resolve(request.filename)
+    if not os.path.isfile(path):
+        ctx.stats.count("set_meta", False)
+        raise ProtocolError(f"{request.filename} not found", Status.ENOENT)
+    meta_path = path + METADATA_SUFFIX
+    meta_name = name.text + METADATA_SUFFIX
+    existed = os.path.isfile(meta_path)
+    now = int(time.time())
+    update = decode_metadata(request.metadata)
+    if request.op == MetadataOp.OVERWRITE and not update:
+        if existed:
+            os.unlink(meta_path)
+            ctx.binlog.write(now, BinlogOp.DELETE, meta_name)
+    elif request.op == MetadataOp.MERGE and not update:
+        pass
+    else:
+        if request.op == MetadataOp.MERGE and existed:
+            with open(meta_path, "rb") as fh:
+                update = merge_metadata(decode_metadata(fh.read()), update)
+        write_small_file(meta_path, encode_metadata(update))
+        ctx.binlog.write(now, BinlogOp.UPDATE if existed else BinlogOp.CREATE, meta_name)
+    ctx.stats.count("set_meta", True)
+    ctx.stats.source_updated()
+    return Response()
+
+
+async def get_metadata(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = GroupFileRequest.decode(body)
+    ctx.check_group(request.group)
+    _, _, path = ctx.store_paths.resolve(request.filename)
+    try:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        with open(path + METADATA_SUFFIX, "rb") as fh:
+            data = fh.read(ctx.config.buff_size + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        ctx.stats.count("get_meta", False)
+        raise ProtocolError(f"metadata of {request.filename} not found", Status.ENOENT) from None
+    ctx.stats.count("get_meta", True)
+    return Response(body=data)

@@ -1,0 +1,206 @@
+"""Receiving replicated operations from the other storages of the group (protocol.md §10.2).
+
+Each applied operation is logged with a lower-case binlog record carrying the source's
+timestamp, and the largest timestamp per source is kept for SYNC_REPORT
+(storage_internals.md §4.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+from pyfdfs.net.server import CommandSpec, Response, body_command, stream_command
+from pyfdfs.protocol.constants import Command, Status
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.header import Header
+from pyfdfs.protocol.storage_messages import (
+    ReportServerIdRequest,
+    SyncAppendRequest,
+    SyncCreateRequest,
+    SyncDeleteRequest,
+    SyncTruncateRequest,
+    SyncTwoNamesRequest,
+)
+from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.incoming import IncomingFile, write_at
+from pyfdfs.storage.session import StorageSession
+from pyfdfs.storage.store_paths import SYNC_TEMP_PREFIX
+
+log = logging.getLogger("pyfdfs.storage.sync")
+
+
+def _applied(session: StorageSession, timestamp: int, op: BinlogOp, name: str,
+             extra: str = "") -> None:
+    ctx = session.ctx
+    ctx.binlog.write(timestamp, op.replica(), name, extra)
+    source = session.sync_source_id
+    if source and timestamp > ctx.sync_source_timestamps.get(source, 0):
+        ctx.sync_source_timestamps[source] = timestamp
+    ctx.stats.sync_updated()
+
+
+def _set_mtime(path: str, timestamp: int) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path, (timestamp, timestamp), follow_symlinks=False)
+
+
+async def report_server_id(session: StorageSession, body: bytes) -> Response:
+    session.sync_source_id = ReportServerIdRequest.decode(body).server_id
+    return Response()
+
+
+async def sync_create_file(session: StorageSession, header: Header) -> Response:
+    return await _sync_create(session, header, update=False)
+
+
+async def sync_update_file(session: StorageSession, header: Header) -> Response:
+    return await _sync_create(session, header, update=True)
+
+
+async def _sync_create(session: StorageSession, header: Header, *, update: bool) -> Response:
+    ctx = session.ctx
+    fixed = await session.read_prefix(header, SyncCreateRequest.FIXED_SIZE)
+    prefix_size = SyncCreateRequest.prefix_size(fixed)
+    if header.pkg_len < prefix_size:
+        raise ProtocolError("package shorter than the sync prefix")
+    prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
+    has_content = header.status == 0
+    request = SyncCreateRequest.decode(prefix, header.pkg_len, has_content=has_content)
+    ctx.check_group(request.group)
+    name, store, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
+    op = BinlogOp.UPDATE if update else BinlogOp.CREATE
+    if not has_content:
+        _applied(session, request.timestamp, op, name.text)
+        return Response(Status.EEXIST)
+    if not update and os.path.isfile(path) and not os.path.islink(path) \
+            and os.path.getsize(path) == request.file_size:
+        await session.stream.discard(request.file_size)
+        return Response(Status.EEXIST)
+    incoming = IncomingFile(store.temp_file_path(SYNC_TEMP_PREFIX),
+                            ctx.config.fsync_after_written_bytes)
+    try:
+        await incoming.receive(session.stream, request.file_size)
+        await incoming.finish()
+        _set_mtime(incoming.path, request.timestamp)
+        if os.path.isdir(path):
+            raise ProtocolError(f"{name} is a directory", Status.EISDIR)
+        os.replace(incoming.path, path)
+    except BaseException:
+        incoming.discard()
+        raise
+    ctx.stats.add("total_sync_in_bytes", request.file_size)
+    ctx.stats.add("success_sync_in_bytes", request.file_size)
+    _applied(session, request.timestamp, op, name.text)
+    return Response()
+
+
+async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = SyncDeleteRequest.decode(body)
+    ctx.check_group(request.group)
+    name, _, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
+    if not os.path.lexists(path) or os.path.isdir(path):
+        return Response(Status.ENOENT)
+    os.unlink(path)
+    _applied(session, request.timestamp, BinlogOp.DELETE, name.text)
+    return Response()
+
+
+async def sync_create_link(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = SyncTwoNamesRequest.decode(body)
+    ctx.check_group(request.group)
+    link, _, link_path = ctx.store_paths.resolve(request.first)
+    target, _, target_path = ctx.store_paths.resolve(request.second)
+    if os.path.lexists(link_path):
+        return Response()
+    if not os.path.isfile(target_path):
+        return Response(Status.ENOENT)
+    os.symlink(target_path, link_path)
+    _applied(session, request.timestamp, BinlogOp.LINK, link.text, target.text)
+    return Response()
+
+
+async def sync_append_file(session: StorageSession, header: Header) -> Response:
+    return await _sync_write(session, header, BinlogOp.APPEND)
+
+
+async def sync_modify_file(session: StorageSession, header: Header) -> Response:
+    return await _sync_write(session, header, BinlogOp.MODIFY)
+
+
+async def _sync_write(session: StorageSession, header: Header, op: BinlogOp) -> Response:
+    ctx = session.ctx
+    fixed = await session.read_prefix(header, SyncAppendRequest.FIXED_SIZE)
+    prefix_size = SyncAppendRequest.prefix_size(fixed)
+    if header.pkg_len < prefix_size:
+        raise ProtocolError("package shorter than the sync prefix")
+    prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
+    request = SyncAppendRequest.decode(prefix, header.pkg_len)
+    ctx.check_group(request.group)
+    name, _, path = ctx.store_paths.resolve(request.filename)
+    async with ctx.file_locks.hold(name.text):
+        size = os.path.getsize(path) if os.path.isfile(path) else -1
+        end = request.offset + request.length
+        applicable = size == request.offset if op == BinlogOp.APPEND \
+            else 0 <= request.offset <= size
+        if not applicable:
+            await session.stream.discard(request.length)
+            # §10.2: already applied → EEXIST; missing or too short → ENOENT, so the
+            # sender re-sends the whole file.
+            return Response(Status.EEXIST if size >= end else Status.ENOENT)
+        await write_at(path, session.stream, request.offset, request.length,
+                       ctx.config.fsync_after_written_bytes)
+        _set_mtime(path, request.timestamp)
+    ctx.stats.add("total_sync_in_bytes", request.length)
+    ctx.stats.add("success_sync_in_bytes", request.length)
+    _applied(session, request.timestamp, op, name.text, f"{request.offset} {request.length}")
+    return Response()
+
+
+async def sync_truncate_file(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = SyncTruncateRequest.decode(body)
+    ctx.check_group(request.group)
+    name, _, path = ctx.store_paths.resolve(request.filename)
+    async with ctx.file_locks.hold(name.text):
+        if not os.path.isfile(path):
+            return Response(Status.ENOENT)
+        if os.path.getsize(path) != request.old_size:
+            return Response(Status.EEXIST)
+        os.truncate(path, request.new_size)
+        _set_mtime(path, request.timestamp)
+    _applied(session, request.timestamp, BinlogOp.TRUNCATE, name.text,
+             f"{request.old_size} {request.new_size}")
+    return Response()
+
+
+async def sync_rename_file(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request = SyncTwoNamesRequest.decode(body)
+    ctx.check_group(request.group)
+    new, _, new_path = ctx.store_paths.resolve(request.first)
+    old, _, old_path = ctx.store_paths.resolve(request.second)
+    if os.path.lexists(new_path):
+        return Response(Status.EEXIST)
+    if not os.path.isfile(old_path):
+        return Response(Status.ENOENT)
+    os.rename(old_path, new_path)
+    # Answer with an empty body, unlike the 6.x C receiver (protocol.md §10.2 quirk).
+    _applied(session, request.timestamp, BinlogOp.RENAME, new.text, old.text)
+    return Response()
+
+
+SYNC_COMMANDS: dict[int, CommandSpec] = {
+    Command.REPORT_SERVER_ID: body_command(report_server_id),
+    Command.SYNC_CREATE_FILE: stream_command(sync_create_file),
+    Command.SYNC_UPDATE_FILE: stream_command(sync_update_file),
+    Command.SYNC_DELETE_FILE: body_command(sync_delete_file),
+    Command.SYNC_CREATE_LINK: body_command(sync_create_link),
+    Command.SYNC_APPEND_FILE: stream_command(sync_append_file),
+    Command.SYNC_MODIFY_FILE: stream_command(sync_modify_file),
+    Command.SYNC_TRUNCATE_FILE: body_command(sync_truncate_file),
+    Command.SYNC_RENAME_FILE: body_command(sync_rename_file),
+}

@@ -1,0 +1,127 @@
+"""UPLOAD_FILE (11), UPLOAD_APPENDER_FILE (23) and UPLOAD_SLAVE_FILE (21), protocol.md §7.2-§7.3.
+
+Content goes to a temp file in the target store path and is renamed to its final name only
+when complete, because the name itself records the mtime, size and CRC (file_id.md §5).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyfdfs.net.server import Response
+from pyfdfs.protocol.constants import Status
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.file_id import parse_logical_name, slave_logical_name
+from pyfdfs.protocol.header import Header
+from pyfdfs.protocol.storage_messages import UploadRequest, UploadResponse, UploadSlaveRequest
+from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.incoming import IncomingFile
+from pyfdfs.storage.session import StorageSession
+from pyfdfs.storage.store_paths import StorePath
+
+
+async def upload_file(session: StorageSession, header: Header) -> Response:
+    return await _upload(session, header, appender=False)
+
+
+async def upload_appender_file(session: StorageSession, header: Header) -> Response:
+    return await _upload(session, header, appender=True)
+
+
+async def _upload(session: StorageSession, header: Header, *, appender: bool) -> Response:
+    ctx = session.ctx
+    prefix = await session.read_prefix(header, UploadRequest.FIXED_SIZE)
+    request = UploadRequest.decode(prefix, header.pkg_len)
+    formatted_ext = ctx.namer.format_ext(request.ext)
+    store = ctx.store_paths.choose(request.store_path_index,
+                                   most_free=ctx.params.store_path_mode == 2)
+    ctx.check_space(store, request.file_size)
+    subdir = ctx.namer.choose_subdir()
+    incoming = await _receive(session, store, request.file_size)
+    try:
+        mtime = int((await incoming.finish()).st_mtime)
+        name = _place_new_file(ctx, store, incoming, subdir=subdir, timestamp=mtime,
+                               formatted_ext=formatted_ext, appender=appender)
+    except BaseException:
+        incoming.discard()
+        ctx.stats.count("upload", False, request.file_size, with_bytes="upload")
+        raise
+    ctx.binlog.write(mtime, BinlogOp.CREATE, name)
+    ctx.stats.count("upload", True, request.file_size, with_bytes="upload")
+    ctx.stats.source_updated()
+    return Response(body=UploadResponse(ctx.group, name).encode())
+
+
+async def _receive(session: StorageSession, store: StorePath, size: int) -> IncomingFile:
+    ctx = session.ctx
+    incoming = IncomingFile(store.temp_file_path(), ctx.config.fsync_after_written_bytes)
+    try:
+        await incoming.receive(session.stream, size)
+    except BaseException:
+        incoming.discard()
+        ctx.stats.count("upload", False, size, with_bytes="upload")
+        raise
+    return incoming
+
+
+def _place_new_file(ctx: StorageContext, store: StorePath, incoming: IncomingFile, *,
+                    subdir: tuple[int, int], timestamp: int, formatted_ext: str,
+                    appender: bool) -> str:
+    """Give the finished temp file its generated name (file_id.md §5 steps 3-4)."""
+
+    def taken(text: str) -> bool:
+        return os.path.lexists(store.file_path(parse_logical_name(text)))
+
+    name = ctx.namer.new_name(store_path_index=store.index, subdir=subdir, timestamp=timestamp,
+                              size=incoming.size, crc32=incoming.crc32,
+                              formatted_ext=formatted_ext, appender=appender, is_taken=taken)
+    # No await between the existence check and the rename: nothing else can take the name.
+    os.rename(incoming.path, store.file_path(parse_logical_name(name)))
+    return name
+
+
+async def upload_slave_file(session: StorageSession, header: Header) -> Response:
+    ctx = session.ctx
+    fixed = await session.read_prefix(header, UploadSlaveRequest.FIXED_SIZE)
+    prefix_size = UploadSlaveRequest.prefix_size(fixed)
+    if header.pkg_len < prefix_size:
+        raise ProtocolError("package shorter than the slave upload prefix")
+    prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
+    request = UploadSlaveRequest.decode(prefix, header.pkg_len)
+    master, store, master_path = ctx.store_paths.resolve(request.master_filename)
+    slave_text = slave_logical_name(master.text, request.prefix, request.ext)
+    _, _, slave_path = ctx.store_paths.resolve(slave_text)
+    # Errors below are answered before the content is read; the server then closes the
+    # connection because the body is still in the socket (protocol.md §1).
+    if not os.path.isfile(master_path):
+        raise ProtocolError(f"master file {master} not found", Status.ENOENT)
+    if os.path.lexists(slave_path):
+        raise ProtocolError(f"slave file {slave_text} exists", Status.EEXIST)
+    ctx.check_space(store, request.file_size)
+    use_link = ctx.params.store_slave_file_use_link
+    formatted_ext = ctx.namer.format_ext(request.ext) if use_link else ""
+    subdir = ctx.namer.choose_subdir() if use_link else (0, 0)
+    incoming = await _receive(session, store, request.file_size)
+    try:
+        mtime = int((await incoming.finish()).st_mtime)
+        if os.path.lexists(slave_path):
+            raise ProtocolError(f"slave file {slave_text} exists", Status.EEXIST)
+        if use_link:
+            real_name = _place_new_file(ctx, store, incoming, subdir=subdir, timestamp=mtime,
+                                        formatted_ext=formatted_ext, appender=False)
+            os.symlink(store.file_path(parse_logical_name(real_name)), slave_path)
+        else:
+            os.rename(incoming.path, slave_path)
+    except BaseException:
+        incoming.discard()
+        ctx.stats.count("upload", False, request.file_size, with_bytes="upload")
+        raise
+    if use_link:
+        ctx.binlog.write(mtime, BinlogOp.CREATE, real_name)
+        ctx.binlog.write(mtime, BinlogOp.LINK, slave_text, real_name)
+    else:
+        ctx.binlog.write(mtime, BinlogOp.CREATE, slave_text)
+    ctx.stats.count("upload", True, request.file_size, with_bytes="upload")
+    ctx.stats.source_updated()
+    return Response(body=UploadResponse(ctx.group, slave_text).encode())
