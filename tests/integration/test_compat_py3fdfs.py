@@ -4,8 +4,9 @@ py3fdfs (the fdfs_client-py lineage) hard-codes 16-byte IP fields and demands ex
 response lengths (query store 40, query fetch 39), so it catches any drift from the C
 server's byte layouts (protocol.md §3). Its list-groups/list-storages parsers expect the
 pre-5.04 record layouts, which no FastDFS 6.x server emits either; they are not tested.
-Under Python 3 its metadata calls, ranged downloads, modify offsets and slave uploads fail inside the client before
-anything is sent (str/bytes bugs), so those are covered by our own client's tests."""
+Under Python 3 its metadata calls, ranged downloads, modify offsets and slave uploads
+fail inside the client before anything is sent (str/bytes bugs), so those are covered
+by our own client's tests and raw-socket storage tests."""
 
 from __future__ import annotations
 
