@@ -25,6 +25,10 @@ PROGRESS_THRESHOLD = 8 * 1024 * 1024
 def client_config(config_path: str | None, trackers: tuple[str, ...]) -> ClientConfig:
     """``--tracker`` wins over a config file; the file is ``-c``, then
     ``$PYFDFS_CLIENT_CONF``, then FastDFS's usual ``/etc/fdfs/client.conf``."""
+    root = click.get_current_context(silent=True)
+    root_params = root.find_root().params if root is not None else {}
+    trackers = trackers or tuple(root_params.get("trackers") or ())
+    config_path = config_path or root_params.get("config_path")
     try:
         if trackers:
             return ClientConfig.for_trackers(trackers)
@@ -112,8 +116,12 @@ def _source(path: str) -> Any:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pyfdfs")
-def main() -> None:
-    """pyfdfs: a FastDFS-compatible distributed file system."""
+@client_options
+def main(config_path: str | None, trackers: tuple[str, ...]) -> None:
+    """pyfdfs: a FastDFS-compatible distributed file system.
+
+    The client config (-c) and --tracker may be given here, before the command, or after
+    it."""
 
 
 @main.command()
