@@ -1,0 +1,177 @@
+"""Running a tracker server in the foreground: ``run_tracker(config_path)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from pyfdfs.config import ConfigError, TrackerConfig, load_tracker_config
+from pyfdfs.net.frames import FrameStream
+from pyfdfs.net.server import FrameServer, ServerLimits
+from pyfdfs.tracker.commands import COMMANDS
+from pyfdfs.tracker.context import TrackerContext, TrackerSession
+from pyfdfs.tracker.persistence import TrackerStatusFile, TrackerStore
+from pyfdfs.tracker.relationship import TrackerRelationship
+from pyfdfs.tracker.selection import SelectionPolicy, effective_store_server
+
+log = logging.getLogger("pyfdfs.tracker")
+
+# .tracker_status is rewritten this often (storage_internals.md §9.5).
+STATUS_FILE_INTERVAL = 300
+# How often silent storages are looked for and changed state is saved.
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+def setup_logging(base_path: str, level: str = "info") -> None:
+    os.makedirs(os.path.join(base_path, "logs"), exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    for handler in (logging.StreamHandler(sys.stderr),
+                    logging.FileHandler(os.path.join(base_path, "logs", "trackerd.log"))):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def open_context(config: TrackerConfig) -> TrackerContext:
+    """Load the persisted cluster model of ``config.base_path`` (§9) into a context."""
+    data_dir = os.path.join(config.base_path, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    policy = SelectionPolicy.from_config(config)
+    store = TrackerStore(data_dir, use_storage_id=config.use_storage_id,
+                         sync_use_min=effective_store_server(policy) == 0)
+    state = store.load()
+    now = int(time.time())
+    previous = store.load_status_file()
+    restart_interval = now - previous.last_check_time if previous.last_check_time else 0
+    ctx = TrackerContext(config, state, store, start_time=now,
+                         restart_interval=max(restart_interval, 0))
+    if config.bind_addr:
+        ctx.peers.own_address = f"{config.bind_addr}:{config.port}"
+    return ctx
+
+
+class TrackerServer:
+    """The tracker process: the command server plus liveness checks and periodic saves."""
+
+    def __init__(self, config: TrackerConfig) -> None:
+        self.config = config
+        self.ctx = open_context(config)
+        limits = ServerLimits(max_connections=config.max_connections,
+                              network_timeout=float(config.network_timeout),
+                              max_body=max(config.max_request_size, 64 * 1024))
+        self.server: FrameServer[TrackerSession] = FrameServer(
+            "tracker", COMMANDS, self._new_session, host=config.listen_addr, port=config.port,
+            limits=limits, allows=config.allow_hosts.allows)
+        self._stopped = asyncio.Event()
+        self._timers: list[asyncio.Task[None]] = []
+
+    def _new_session(self, stream: FrameStream) -> TrackerSession:
+        peers = self.ctx.peers
+        if not peers.own_address and stream.local_ip:
+            peers.own_address = f"{stream.local_ip}:{self.config.port}"
+        return TrackerSession(stream, self.ctx)
+
+    async def run(self) -> None:
+        await self.server.start()
+        self._write_pid()
+        self._save_status_file()
+        self._timers = [
+            asyncio.create_task(self._every(HOUSEKEEPING_INTERVAL, self._housekeeping)),
+            asyncio.create_task(self._every(STATUS_FILE_INTERVAL, self._save_status_file)),
+            asyncio.create_task(TrackerRelationship(self.ctx).run()),
+        ]
+        log.info("tracker serving on %s:%d with %d group(s)", self.config.listen_addr or "*",
+                 self.config.port, len(self.ctx.state.groups))
+        await self._stopped.wait()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def _every(self, interval: float, action: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                action()
+            except Exception:
+                log.exception("periodic tracker task failed")
+
+    def _housekeeping(self) -> None:
+        expired = self.ctx.state.expire_silent(
+            now=int(time.time()), check_active_interval=self.config.check_active_interval)
+        for server in expired:
+            log.warning("storage %s of %s sent no heartbeat for %ds: OFFLINE", server.id,
+                        server.group_name, self.config.check_active_interval)
+        self.ctx.save()
+
+    def _save_status_file(self) -> None:
+        self.ctx.store.save_status_file(
+            TrackerStatusFile(up_time=self.ctx.start_time, last_check_time=int(time.time())))
+
+    async def _shutdown(self) -> None:
+        log.info("tracker stopping")
+        for task in self._timers:
+            task.cancel()
+        await asyncio.gather(*self._timers, return_exceptions=True)
+        await self.server.stop()
+        try:
+            self.ctx.store.save(self.ctx.state)
+        except OSError:
+            log.exception("cannot save tracker state")
+        self._save_status_file()
+        with contextlib.suppress(OSError):
+            os.unlink(self._pid_path)
+        log.info("tracker stopped")
+
+    @property
+    def _pid_path(self) -> str:
+        return os.path.join(self.config.base_path, "data", "fdfs_trackerd.pid")
+
+    def _write_pid(self) -> None:
+        with open(self._pid_path, "w", encoding="ascii") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+
+def _install_event_loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _serve(config: TrackerConfig) -> None:
+    server = TrackerServer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    await server.run()
+
+
+def run_tracker(config_path: str) -> int:
+    """Run a tracker in the foreground until SIGTERM/SIGINT; 0 on a clean stop."""
+    try:
+        config = load_tracker_config(config_path)
+    except ConfigError as exc:
+        print(f"pyfdfs tracker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        os.makedirs(os.path.join(config.base_path, "data"), exist_ok=True)
+        setup_logging(config.base_path, config.log_level)
+    except OSError as exc:
+        print(f"pyfdfs tracker: cannot prepare {config.base_path}: {exc}", file=sys.stderr)
+        return 2
+    _install_event_loop_policy()
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        log.error("tracker failed: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,62 @@
+"""The tracker's command table: every command code it answers, in one place."""
+
+from __future__ import annotations
+
+from pyfdfs.net.server import CommandSpec, body_command
+from pyfdfs.protocol.constants import Command
+from pyfdfs.tracker import client_commands as client
+from pyfdfs.tracker import peer_commands as peer
+from pyfdfs.tracker import storage_commands as storage
+
+COMMANDS: dict[int, CommandSpec] = {
+    # client -> tracker (protocol.md §6)
+    Command.SERVICE_QUERY_STORE_WITHOUT_GROUP_ONE: body_command(client.query_store_one),
+    Command.SERVICE_QUERY_STORE_WITH_GROUP_ONE: body_command(client.query_store_with_group_one),
+    Command.SERVICE_QUERY_STORE_WITHOUT_GROUP_ALL: body_command(client.query_store_all),
+    Command.SERVICE_QUERY_STORE_WITH_GROUP_ALL: body_command(client.query_store_with_group_all),
+    Command.SERVICE_QUERY_FETCH_ONE: body_command(client.query_fetch_one),
+    Command.SERVICE_QUERY_UPDATE: body_command(client.query_update),
+    Command.SERVICE_QUERY_FETCH_ALL: body_command(client.query_fetch_all),
+    Command.SERVER_LIST_ONE_GROUP: body_command(client.list_one_group),
+    Command.SERVER_LIST_ALL_GROUPS: body_command(client.list_all_groups),
+    Command.SERVER_LIST_STORAGE: body_command(client.list_storage),
+    Command.SERVER_DELETE_STORAGE: body_command(client.delete_storage),
+    Command.SERVER_DELETE_GROUP: body_command(client.delete_group),
+    Command.SERVER_SET_TRUNK_SERVER: body_command(client.set_trunk_server),
+    Command.SERVER_GET_LEADER: body_command(client.get_leader),
+    Command.ACTIVE_TEST: body_command(client.active_test),
+    Command.QUIT: body_command(client.quit_connection),
+    # storage -> tracker (protocol.md §8)
+    Command.STORAGE_JOIN: body_command(storage.storage_join),
+    Command.STORAGE_BEAT: body_command(storage.storage_beat),
+    Command.STORAGE_REPORT_DISK_USAGE: body_command(storage.report_disk_usage),
+    Command.STORAGE_SYNC_REPORT: body_command(storage.sync_report),
+    Command.STORAGE_REPLICA_CHG: body_command(storage.replica_change),
+    Command.STORAGE_SYNC_SRC_REQ: body_command(storage.sync_src_request),
+    Command.STORAGE_SYNC_DEST_REQ: body_command(storage.sync_dest_request),
+    Command.STORAGE_SYNC_NOTIFY: body_command(storage.sync_notify),
+    Command.STORAGE_SYNC_DEST_QUERY: body_command(storage.sync_dest_query),
+    Command.STORAGE_REPORT_IP_CHANGED: body_command(storage.report_ip_changed),
+    Command.STORAGE_CHANGELOG_REQ: body_command(storage.changelog_request),
+    Command.STORAGE_REPORT_STATUS: body_command(storage.report_status),
+    Command.STORAGE_PARAMETER_REQ: body_command(storage.parameter_request),
+    Command.STORAGE_REPORT_TRUNK_FREE: body_command(storage.report_trunk_free),
+    Command.STORAGE_REPORT_TRUNK_FID: body_command(storage.report_trunk_fid),
+    Command.STORAGE_FETCH_TRUNK_FID: body_command(storage.fetch_trunk_fid),
+    Command.STORAGE_GET_STATUS: body_command(storage.get_storage_status),
+    Command.STORAGE_GET_SERVER_ID: body_command(storage.get_server_id),
+    Command.STORAGE_FETCH_STORAGE_IDS: body_command(storage.fetch_storage_ids),
+    Command.STORAGE_GET_MY_IP: body_command(storage.get_my_ip),
+    Command.STORAGE_CHANGE_STATUS: body_command(storage.change_status),
+    Command.STORAGE_GET_GROUP_NAME: body_command(storage.get_group_name),
+    # tracker <-> tracker (protocol.md §9)
+    Command.TRACKER_GET_STATUS: body_command(peer.tracker_get_status),
+    Command.TRACKER_GET_SYS_FILES_START: body_command(peer.sys_files_start),
+    Command.TRACKER_GET_SYS_FILES_END: body_command(peer.sys_files_end),
+    Command.TRACKER_GET_ONE_SYS_FILE: body_command(peer.get_one_sys_file),
+    Command.TRACKER_JOIN_LEADER: body_command(peer.join_leader),
+    Command.TRACKER_PING_LEADER: body_command(peer.ping_leader),
+    Command.TRACKER_NOTIFY_NEXT_LEADER: body_command(peer.notify_next_leader),
+    Command.TRACKER_COMMIT_NEXT_LEADER: body_command(peer.commit_next_leader),
+    Command.TRACKER_NOTIFY_RESELECT_LEADER: body_command(peer.notify_reselect_leader),
+}
