@@ -8,6 +8,7 @@ event loop's worker thread. Progress callbacks run on that private loop's thread
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from pyfdfs.client.client import AsyncFdfsClient, DownloadTarget, RemoteFileInfo
 from pyfdfs.client.pool import Address
 from pyfdfs.client.sources import UploadData
 from pyfdfs.client.storage_client import Progress
-from pyfdfs.config import ClientConfig
+from pyfdfs.config import ClientConfig, load_client_config
 from pyfdfs.protocol.tracker_messages import FetchTarget, GroupStat, StorageStat
 
 T = TypeVar("T")
@@ -41,6 +42,11 @@ class FdfsClient:
     @classmethod
     def for_trackers(cls, addresses: Sequence[str], **kwargs: Any) -> FdfsClient:
         return cls(ClientConfig.for_trackers(addresses), **kwargs)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **kwargs: Any) -> FdfsClient:
+        """Build from a FastDFS ``client.conf``."""
+        return cls(load_client_config(os.fspath(path)), **kwargs)
 
     @property
     def async_client(self) -> AsyncFdfsClient:

@@ -29,7 +29,7 @@ from pyfdfs.client.pool import Address, ConnectionPool
 from pyfdfs.client.sources import UploadData, open_source
 from pyfdfs.client.storage_client import Progress, StorageClient
 from pyfdfs.client.tracker_client import TrackerClient
-from pyfdfs.config import ClientConfig
+from pyfdfs.config import ClientConfig, load_client_config
 from pyfdfs.protocol.constants import (
     FILE_EXT_NAME_MAX_LEN,
     QUERY_FILE_INFO_SILENT,
@@ -119,6 +119,11 @@ class AsyncFdfsClient:
     @classmethod
     def for_trackers(cls, addresses: Sequence[str], **kwargs: Any) -> AsyncFdfsClient:
         return cls(ClientConfig.for_trackers(addresses), **kwargs)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **kwargs: Any) -> AsyncFdfsClient:
+        """Build from a FastDFS ``client.conf``."""
+        return cls(load_client_config(os.fspath(path)), **kwargs)
 
     async def __aenter__(self) -> AsyncFdfsClient:
         return self
