@@ -19,6 +19,7 @@ from pyfdfs.tracker.context import TrackerContext, TrackerSession
 from pyfdfs.tracker.persistence import TrackerStatusFile, TrackerStore
 from pyfdfs.tracker.relationship import TrackerRelationship
 from pyfdfs.tracker.selection import SelectionPolicy, effective_store_server
+from pyfdfs.tracker.sys_files import needs_sys_files
 
 log = logging.getLogger("pyfdfs.tracker")
 
@@ -52,6 +53,8 @@ def open_context(config: TrackerConfig) -> TrackerContext:
     restart_interval = now - previous.last_check_time if previous.last_check_time else 0
     ctx = TrackerContext(config, state, store, start_time=now,
                          restart_interval=max(restart_interval, 0))
+    ctx.need_sys_files = needs_sys_files(has_groups=bool(state.groups), previous=previous,
+                                         now=now)
     if config.bind_addr:
         ctx.peers.own_address = f"{config.bind_addr}:{config.port}"
     return ctx

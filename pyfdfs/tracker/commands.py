@@ -7,6 +7,9 @@ from pyfdfs.protocol.constants import Command
 from pyfdfs.tracker import client_commands as client
 from pyfdfs.tracker import peer_commands as peer
 from pyfdfs.tracker import storage_commands as storage
+from pyfdfs.tracker import storage_identity_commands as identity
+from pyfdfs.tracker import storage_sync_commands as sync
+from pyfdfs.tracker import trunk_commands as trunk
 
 COMMANDS: dict[int, CommandSpec] = {
     # client -> tracker (protocol.md §6)
@@ -32,23 +35,23 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.STORAGE_REPORT_DISK_USAGE: body_command(storage.report_disk_usage),
     Command.STORAGE_SYNC_REPORT: body_command(storage.sync_report),
     Command.STORAGE_REPLICA_CHG: body_command(storage.replica_change),
-    Command.STORAGE_SYNC_SRC_REQ: body_command(storage.sync_src_request),
-    Command.STORAGE_SYNC_DEST_REQ: body_command(storage.sync_dest_request),
-    Command.STORAGE_SYNC_NOTIFY: body_command(storage.sync_notify),
-    Command.STORAGE_SYNC_DEST_QUERY: body_command(storage.sync_dest_query),
-    Command.STORAGE_REPORT_IP_CHANGED: body_command(storage.report_ip_changed),
-    Command.STORAGE_CHANGELOG_REQ: body_command(storage.changelog_request),
+    Command.STORAGE_SYNC_SRC_REQ: body_command(sync.sync_src_request),
+    Command.STORAGE_SYNC_DEST_REQ: body_command(sync.sync_dest_request),
+    Command.STORAGE_SYNC_NOTIFY: body_command(sync.sync_notify),
+    Command.STORAGE_SYNC_DEST_QUERY: body_command(sync.sync_dest_query),
+    Command.STORAGE_REPORT_IP_CHANGED: body_command(identity.report_ip_changed),
+    Command.STORAGE_CHANGELOG_REQ: body_command(identity.changelog_request),
     Command.STORAGE_REPORT_STATUS: body_command(storage.report_status),
-    Command.STORAGE_PARAMETER_REQ: body_command(storage.parameter_request),
-    Command.STORAGE_REPORT_TRUNK_FREE: body_command(storage.report_trunk_free),
-    Command.STORAGE_REPORT_TRUNK_FID: body_command(storage.report_trunk_fid),
-    Command.STORAGE_FETCH_TRUNK_FID: body_command(storage.fetch_trunk_fid),
-    Command.STORAGE_GET_STATUS: body_command(storage.get_storage_status),
-    Command.STORAGE_GET_SERVER_ID: body_command(storage.get_server_id),
-    Command.STORAGE_FETCH_STORAGE_IDS: body_command(storage.fetch_storage_ids),
-    Command.STORAGE_GET_MY_IP: body_command(storage.get_my_ip),
+    Command.STORAGE_PARAMETER_REQ: body_command(identity.parameter_request),
+    Command.STORAGE_REPORT_TRUNK_FREE: body_command(trunk.report_trunk_free),
+    Command.STORAGE_REPORT_TRUNK_FID: body_command(trunk.report_trunk_fid),
+    Command.STORAGE_FETCH_TRUNK_FID: body_command(trunk.fetch_trunk_fid),
+    Command.STORAGE_GET_STATUS: body_command(identity.get_storage_status),
+    Command.STORAGE_GET_SERVER_ID: body_command(identity.get_server_id),
+    Command.STORAGE_FETCH_STORAGE_IDS: body_command(identity.fetch_storage_ids),
+    Command.STORAGE_GET_MY_IP: body_command(identity.get_my_ip),
     Command.STORAGE_CHANGE_STATUS: body_command(storage.change_status),
-    Command.STORAGE_GET_GROUP_NAME: body_command(storage.get_group_name),
+    Command.STORAGE_GET_GROUP_NAME: body_command(identity.get_group_name),
     # tracker <-> tracker (protocol.md §9)
     Command.TRACKER_GET_STATUS: body_command(peer.tracker_get_status),
     Command.TRACKER_GET_SYS_FILES_START: body_command(peer.sys_files_start),

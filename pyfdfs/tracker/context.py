@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 
 from pyfdfs.config import TrackerConfig
 from pyfdfs.net.frames import FrameStream
-from pyfdfs.protocol.constants import PROTOCOL_VERSION
+from pyfdfs.net.server import Response
+from pyfdfs.protocol.cluster_messages import TrackerStatus
+from pyfdfs.protocol.constants import PROTOCOL_VERSION, Status
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.tracker.election import TrackerPeers, own_status
 from pyfdfs.tracker.persistence import TrackerStore
 from pyfdfs.tracker.selection import SelectionPolicy, effective_store_server
 from pyfdfs.tracker.state import ClusterState, StorageServer
 
 log = logging.getLogger("pyfdfs.tracker")
-
-
-@dataclass(slots=True)
-class TrackerPeers:
-    """Other trackers this one knows of and who leads.
-
-    Until multi-tracker election exists, a tracker that knows no peer leads itself, and
-    one that knows peers leads only if told so by COMMIT_NEXT_LEADER (protocol.md §9)."""
-
-    own_address: str = ""  # "ip:port" of this tracker
-    addresses: set[str] = field(default_factory=set)  # peers, "ip:port", excluding self
-    leader: str | None = None  # "ip:port" of the leader, if known
-    next_leader: str | None = None  # announced by NOTIFY_NEXT_LEADER, awaiting COMMIT
-    # Bumped whenever the leader changes, so sessions re-send the leader brief (§5.8).
-    leader_version: int = 0
-
-    @property
-    def is_leader(self) -> bool:
-        if self.leader is not None:
-            return self.leader == self.own_address
-        return not self.addresses
-
-    @property
-    def leader_address(self) -> str | None:
-        if self.leader is not None:
-            return self.leader
-        return self.own_address if self.is_leader else None
-
-    def set_leader(self, address: str | None) -> None:
-        if address != self.leader:
-            self.leader = address
-            self.leader_version += 1
 
 
 class TrackerContext:
@@ -62,6 +35,11 @@ class TrackerContext:
         self.restart_interval = restart_interval
         self.version = PROTOCOL_VERSION
         self.sys_files_owner: object | None = None  # the session holding the sys-file lock
+        # A tracker without groups, or down too long, copies the sys files from a peer
+        # at the first storage JOIN (protocol.md §9 bootstrap); the lock keeps
+        # concurrent JOINs from copying twice.
+        self.need_sys_files = False
+        self.sys_files_copy_lock = asyncio.Lock()
         self.beats_since_save = 0
         # The session currently speaking for each storage, keyed by (group, id): a late
         # close of a replaced connection must not mark the reconnected storage OFFLINE.
@@ -75,6 +53,17 @@ class TrackerContext:
     def sync_use_min(self) -> bool:
         # Round-robin uploads: any source may hold new files, so the minimum counts (§7).
         return effective_store_server(self.policy) == 0
+
+    def status(self) -> TrackerStatus | None:
+        """This tracker's GET_STATUS answer; None (ENOENT) while it has no groups (§9)."""
+        if not self.state.groups:
+            return None
+        return own_status(is_leader=self.peers.is_leader, start_time=self.start_time,
+                          restart_interval=self.restart_interval, now=int(time.time()))
+
+    def reload_state(self) -> None:
+        """Replace the in-memory model by what the sys files now say (after a copy)."""
+        self.state = self.store.load()
 
     def save(self) -> None:
         """Persist now (on status changes: the C tracker saves under its lock too)."""
@@ -109,3 +98,22 @@ class TrackerSession:
                      server.status.name)
             ctx.save()
         self.storage = None
+
+
+Handler = Callable[[TrackerSession, bytes], Awaitable[Response]]
+
+
+def fail(status: Status, message: str) -> ProtocolError:
+    return ProtocolError(message, status)
+
+
+def joined(handler: Callable[[TrackerSession, StorageServer, bytes], Awaitable[Response]]
+           ) -> Handler:
+    """Storage-only commands are refused with EACCES before JOIN on the connection (§8)."""
+    async def checked(session: TrackerSession, body: bytes) -> Response:
+        if session.storage is None:
+            return Response(Status.EACCES)
+        return await handler(session, session.storage, body)
+    checked.__name__ = handler.__name__
+    checked.__doc__ = handler.__doc__
+    return checked

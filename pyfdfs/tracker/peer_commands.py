@@ -1,40 +1,28 @@
-"""Handlers of the tracker ↔ tracker commands (protocol.md §9).
-
-Leader election itself is not run yet: a lone tracker leads, and NOTIFY/COMMIT from a
-peer are honoured so that an elected leader can be adopted."""
+"""Handlers of the tracker ↔ tracker commands (protocol.md §9). The election rules they
+apply live in election.py (TrackerPeers); relationship.py is the client side."""
 
 from __future__ import annotations
 
-import time
-
 from pyfdfs.net.server import OK, Response
-from pyfdfs.protocol.cluster_messages import SysFileChunk, SysFileChunkRequest, TrackerStatus
+from pyfdfs.protocol.cluster_messages import SysFileChunk, SysFileChunkRequest
 from pyfdfs.protocol.constants import MAX_IP_PORT_SIZE, Status
 from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.fields import unpack_i64
 from pyfdfs.tracker.context import TrackerSession, log
+from pyfdfs.tracker.election import split_address
 from pyfdfs.tracker.persistence import SYS_FILES
 
 # GET_ONE_SYS_FILE answers fit the C tracker's 8 KiB buffer with its header and size field.
 SYS_FILE_CHUNK = 8173
-# running_time and restart_interval travel rounded down to 300 s (protocol.md §9).
-_STATUS_GRANULARITY = 300
 _JOIN_LEADER_SIZE = 24
-
-
-def _now() -> int:
-    return int(time.time())
 
 
 async def tracker_get_status(session: TrackerSession, body: bytes) -> Response:
     if body:
         raise ProtocolError("tracker get status takes an empty body")
-    ctx = session.ctx
-    if not ctx.state.groups:
-        return Response(Status.ENOENT)
-    running = max(_now() - ctx.start_time, 0)
-    status = TrackerStatus(
-        ctx.peers.is_leader, running - running % _STATUS_GRANULARITY,
-        ctx.restart_interval - ctx.restart_interval % _STATUS_GRANULARITY)
+    status = session.ctx.status()
+    if status is None:
+        return Response(Status.ENOENT)  # a tracker without groups is no candidate
     return Response(body=status.encode())
 
 
@@ -75,9 +63,8 @@ async def join_leader(session: TrackerSession, body: bytes) -> Response:
         return Response(Status.EOPNOTSUPP)
     if session.joined_leader:
         return Response(Status.EEXIST)
-    peer_ip = session.stream.peer_ip
-    if not any(address.rpartition(":")[0].strip("[]") == peer_ip
-               for address in peers.addresses):
+    peer = (session.stream.peer_ip, unpack_i64(body[16:24]))
+    if not any(split_address(address) == peer for address in peers.addresses):
         return Response(Status.ENOENT)
     session.joined_leader = True
     return OK
@@ -95,32 +82,29 @@ def _leader_text(body: bytes) -> str:
     if not body or len(body) > MAX_IP_PORT_SIZE:
         raise ProtocolError("leader address length out of range")
     try:
-        return body.decode()
+        # C trackers send the text NUL-padded to a fixed 52-byte field.
+        address = body.split(b"\0", 1)[0].decode()
     except UnicodeDecodeError as exc:
         raise ProtocolError("leader address is not text") from exc
+    if not address:
+        raise ProtocolError("empty leader address")
+    return address
 
 
 async def notify_next_leader(session: TrackerSession, body: bytes) -> Response:
     address = _leader_text(body)
     peers = session.ctx.peers
-    if peers.is_leader and address != peers.own_address:
+    if not peers.accept_notify(address):
         # Two trackers think they lead: step down and let the election run again (§9).
-        log.warning("tracker %s claims leadership while we lead: stepping down", address)
-        peers.set_leader(None)
-        peers.next_leader = None
+        log.warning("tracker %s claims leadership while we lead: stepped down", address)
         return Response(Status.EINVAL)
-    peers.next_leader = address
     return OK
 
 
 async def commit_next_leader(session: TrackerSession, body: bytes) -> Response:
     address = _leader_text(body)
-    peers = session.ctx.peers
-    if address != peers.next_leader:
-        return Response(Status.EINVAL)
-    if address != peers.own_address:
-        peers.addresses.add(address)
-    peers.set_leader(address)
+    if not session.ctx.peers.accept_commit(address):
+        return Response(Status.EINVAL)  # not the tracker announced by NOTIFY
     log.info("tracker leader is now %s", address)
     return OK
 
@@ -129,5 +113,6 @@ async def notify_reselect_leader(session: TrackerSession, body: bytes) -> Respon
     peers = session.ctx.peers
     if not peers.is_leader:
         return Response(Status.EOPNOTSUPP)
-    peers.set_leader(None)
+    log.warning("asked to give up the lead by %s: stepping down", session.stream.peer_ip)
+    peers.step_down()
     return OK

@@ -1,135 +1,177 @@
-"""Leader election between trackers (protocol.md §9), run by every tracker that knows peers.
+"""The relationship loop between trackers (protocol.md §9): elect a leader, follow it.
 
-A simplified form of the C relationship thread: no leader known → ask every tracker for
-its status, take the best by (is_leader, running_time, -restart_interval, ip, port); if
-that is this tracker, announce it with NOTIFY/COMMIT_NEXT_LEADER; a peer that already
-claims leadership is adopted. A follower pings its leader and forgets it after three
-failures."""
+Every second: without a leader, gather GET_STATUS from every known tracker (this one
+locally) and act on ``election.decide``; as a follower, keep one connection to the leader
+(JOIN_LEADER once, then PING_LEADER) and forget the leader after three failed pings in a
+row. A failed election round is retried after a random 1..10 s, like the C thread, so
+that two trackers that disturbed each other do not retry in lock step."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+import random
 
-from pyfdfs.net.frames import FrameStream, ResponseError
 from pyfdfs.protocol.cluster_messages import TrackerStatus
-from pyfdfs.protocol.constants import PROTOCOL_VERSION, Command
-from pyfdfs.protocol.fields import pack_fixed, pack_i64
+from pyfdfs.protocol.constants import MAX_IP_PORT_SIZE, PROTOCOL_VERSION, Command
+from pyfdfs.protocol.fields import pack_fixed, pack_i32, pack_i64
 from pyfdfs.tracker.context import TrackerContext
+from pyfdfs.tracker.election import Candidate, Decision, Reply, decide, phase_succeeded
+from pyfdfs.tracker.peer_link import PeerRefused, PeerUnreachable, TrackerLink, call_tracker
 
 log = logging.getLogger("pyfdfs.tracker")
 
-ELECTION_INTERVAL = 2.0
-PING_INTERVAL = 1.0
+STEP_INTERVAL = 1.0
+MAX_RETRY_INTERVAL = 10.0
 MAX_PING_FAILURES = 3
-_PEER_ERRORS = (OSError, TimeoutError, ValueError, ConnectionError, ResponseError)
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]").split(",")[0], int(port) if port.isdigit() else 0
-
-
-def election_key(status: TrackerStatus, address: str) -> tuple[bool, int, int, str, int]:
-    ip, port = _split(address)
-    return (status.is_leader, status.running_time, -status.restart_interval, ip, port)
 
 
 class TrackerRelationship:
     def __init__(self, ctx: TrackerContext) -> None:
         self.ctx = ctx
-        self._leader_stream: FrameStream | None = None
+        self._leader_link: TrackerLink | None = None
         self._ping_failures = 0
 
     async def run(self) -> None:
-        while True:
-            peers = self.ctx.peers
-            try:
-                if peers.addresses and peers.leader is None:
-                    await self._elect()
-                elif peers.leader is not None and not peers.is_leader:
-                    await self._ping_leader()
-            except Exception:
-                log.exception("tracker relationship step failed")
-            await asyncio.sleep(PING_INTERVAL if peers.leader else ELECTION_INTERVAL)
-
-    async def _request(self, address: str, cmd: int, body: bytes = b"",
-                       stream: FrameStream | None = None) -> bytes:
-        own = stream is None
-        if stream is None:
-            stream = await self._connect(address)
         try:
-            await stream.send_request(cmd, body)
-            return await stream.read_response(8192)
-        finally:
-            if own:
-                await stream.close()
-
-    async def _connect(self, address: str) -> FrameStream:
-        host, port = _split(address)
-        timeout = float(self.ctx.config.connect_timeout)
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        return FrameStream(reader, writer, float(self.ctx.config.network_timeout))
-
-    def _own_status(self) -> TrackerStatus:
-        ctx = self.ctx
-        running = max(int(time.time()) - ctx.start_time, 0)
-        return TrackerStatus(ctx.peers.is_leader and ctx.peers.leader is not None,
-                             running - running % 300,
-                             ctx.restart_interval - ctx.restart_interval % 300)
-
-    async def _elect(self) -> None:
-        peers = self.ctx.peers
-        if not peers.own_address:
-            return
-        candidates = [(election_key(self._own_status(), peers.own_address), peers.own_address)]
-        for address in sorted(peers.addresses):
-            try:
-                status = TrackerStatus.decode(
-                    await self._request(address, Command.TRACKER_GET_STATUS))
-            except _PEER_ERRORS as exc:
-                log.debug("tracker %s status unavailable: %s", address, exc)
-                continue
-            candidates.append((election_key(status, address), address))
-        winner_key, winner = max(candidates)
-        if winner == peers.own_address:
-            await self._announce_self()
-        elif winner_key[0]:
-            peers.set_leader(winner)
-            log.info("adopted tracker leader %s", winner)
-
-    async def _announce_self(self) -> None:
-        peers = self.ctx.peers
-        me = peers.own_address.encode()
-        for cmd in (Command.TRACKER_NOTIFY_NEXT_LEADER, Command.TRACKER_COMMIT_NEXT_LEADER):
-            for address in sorted(peers.addresses):
+            while True:
                 try:
-                    await self._request(address, cmd, me)
-                except _PEER_ERRORS as exc:
-                    log.info("tracker %s did not accept leader %s: %s", address, me, exc)
-        peers.set_leader(peers.own_address)
-        log.info("this tracker (%s) is the leader", peers.own_address)
+                    delay = await self.step()
+                except Exception:
+                    log.exception("tracker relationship step failed")
+                    delay = STEP_INTERVAL
+                await asyncio.sleep(delay)
+        finally:
+            await self._drop_leader_link()
 
-    async def _ping_leader(self) -> None:
+    async def step(self) -> float:
+        """One round; returns the seconds to wait before the next."""
         peers = self.ctx.peers
-        assert peers.leader is not None
+        if not peers.list_known or not peers.own_address:
+            return STEP_INTERVAL  # no storage told us the trackers yet
+        if peers.leader is None:
+            await self._drop_leader_link()
+            if await self.elect():
+                return STEP_INTERVAL
+            return random.uniform(STEP_INTERVAL, MAX_RETRY_INTERVAL)
+        if peers.is_leader:
+            await self._drop_leader_link()
+            return STEP_INTERVAL
+        await self.ping_leader()
+        return STEP_INTERVAL
+
+    # --- election -------------------------------------------------------------------
+
+    async def _call(self, address: str, cmd: int, body: bytes = b"") -> bytes:
+        config = self.ctx.config
+        return await call_tracker(address, cmd, body,
+                                  connect_timeout=float(config.connect_timeout),
+                                  network_timeout=float(config.network_timeout))
+
+    async def _candidates(self) -> list[Candidate]:
+        ctx = self.ctx
+        candidates = []
+        own = ctx.status()
+        if own is not None:
+            candidates.append(Candidate(ctx.peers.own_address, own))
+        for address in sorted(ctx.peers.addresses):
+            try:
+                body = await self._call(address, Command.TRACKER_GET_STATUS)
+                candidates.append(Candidate(address, TrackerStatus.decode(body)))
+            except (PeerUnreachable, PeerRefused, ValueError) as exc:
+                # Down, or without groups yet (ENOENT): not a candidate (§9 step 1).
+                log.debug("tracker %s is no candidate: %s", address, exc)
+        return candidates
+
+    async def elect(self) -> bool:
+        """One election round (§9 steps 1-3); True when a leader is known afterwards."""
+        peers = self.ctx.peers
+        outcome = decide(peers.own_address, await self._candidates())
+        if outcome.decision is Decision.ANNOUNCE_SELF:
+            return await self._announce_self()
+        if outcome.decision is Decision.ADOPT:
+            assert outcome.winner is not None
+            peers.set_leader(outcome.winner)
+            log.info("the tracker leader is %s", outcome.winner)
+            return True
+        if outcome.decision is Decision.RESELECT:
+            log.warning("trackers %s all claim the lead: asking them to reselect",
+                        ", ".join(outcome.claimants))
+            for address in outcome.claimants:
+                await self._tell(address, Command.TRACKER_NOTIFY_RESELECT_LEADER, b"")
+            return False
+        if outcome.winner:
+            log.info("waiting for the candidate tracker leader %s to announce itself",
+                     outcome.winner)
+        return False
+
+    async def _tell(self, address: str, cmd: int, body: bytes) -> Reply:
         try:
-            if self._leader_stream is None:
-                self._leader_stream = await self._connect(peers.leader)
-                body = pack_i64(self.ctx.start_time) + pack_fixed(PROTOCOL_VERSION, 8) + \
-                    pack_i64(self.ctx.config.port)
-                await self._request(peers.leader, Command.TRACKER_JOIN_LEADER, body,
-                                    self._leader_stream)
-            await self._request(peers.leader, Command.TRACKER_PING_LEADER, b"\0" * 12,
-                                self._leader_stream)
+            await self._call(address, cmd, body)
+        except PeerUnreachable:
+            return Reply.UNREACHABLE
+        except PeerRefused as exc:
+            log.warning("tracker %s refused command %d: %s", address, cmd, exc)
+            return Reply.REFUSED
+        return Reply.ACCEPTED
+
+    async def _announce_self(self) -> bool:
+        """NOTIFY_NEXT_LEADER then COMMIT_NEXT_LEADER to every tracker (§9 step 2); this
+        tracker answers its own part in-process."""
+        peers = self.ctx.peers
+        me = peers.own_address
+        body = pack_fixed(me, MAX_IP_PORT_SIZE)
+        for cmd, accept in ((Command.TRACKER_NOTIFY_NEXT_LEADER, peers.accept_notify),
+                            (Command.TRACKER_COMMIT_NEXT_LEADER, peers.accept_commit)):
+            replies = [Reply.ACCEPTED if accept(me) else Reply.REFUSED]
+            for address in sorted(peers.addresses):
+                replies.append(await self._tell(address, cmd, body))
+                if replies[-1] is Reply.REFUSED:
+                    break
+            if not phase_succeeded(replies):
+                log.warning("announcing this tracker (%s) as leader failed", me)
+                if peers.is_leader:
+                    peers.step_down()
+                peers.next_leader = None
+                return False
+        log.info("this tracker (%s) is the new tracker leader", me)
+        return True
+
+    # --- following ------------------------------------------------------------------
+
+    async def _drop_leader_link(self) -> None:
+        link, self._leader_link = self._leader_link, None
+        self._ping_failures = 0
+        if link is not None:
+            await link.close()
+
+    async def ping_leader(self) -> None:
+        """§9 step 4: JOIN_LEADER once per connection, then PING_LEADER."""
+        peers = self.ctx.peers
+        leader = peers.leader
+        assert leader is not None
+        if self._leader_link is not None and self._leader_link.address != leader:
+            await self._drop_leader_link()  # the leader changed under us
+        if self._leader_link is None:
+            self._leader_link = TrackerLink(
+                leader, connect_timeout=float(self.ctx.config.connect_timeout),
+                network_timeout=float(self.ctx.config.network_timeout))
+        link = self._leader_link
+        try:
+            if not link.connected:
+                await link.call(Command.TRACKER_JOIN_LEADER,
+                                pack_i64(self.ctx.start_time)
+                                + pack_fixed(PROTOCOL_VERSION, 8)
+                                + pack_i64(self.ctx.config.port))
+            # Connection counters of this tracker; the leader only logs them.
+            await link.call(Command.TRACKER_PING_LEADER, pack_i32(0) * 3)
             self._ping_failures = 0
-        except _PEER_ERRORS as exc:
+        except (PeerUnreachable, PeerRefused) as exc:
+            await link.close()
             self._ping_failures += 1
-            if self._leader_stream is not None:
-                await self._leader_stream.close()
-                self._leader_stream = None
-            if self._ping_failures >= MAX_PING_FAILURES:
-                log.warning("tracker leader %s lost: %s", peers.leader, exc)
+            log.info("ping of tracker leader %s failed (%d): %s", leader,
+                     self._ping_failures, exc)
+            if self._ping_failures >= MAX_PING_FAILURES and peers.leader == leader:
+                log.warning("tracker leader %s lost: electing a new one", leader)
                 peers.set_leader(None)
-                self._ping_failures = 0
+                await self._drop_leader_link()

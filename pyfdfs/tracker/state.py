@@ -23,6 +23,8 @@ _UNADOPTABLE_CLAIMS = (StorageStatus.DELETED, StorageStatus.IP_CHANGED, StorageS
 PERSISTENT_STATUSES = (StorageStatus.INIT, StorageStatus.WAIT_SYNC, StorageStatus.SYNCING)
 # Entries that are history, not members: omitted from member lists and persisted files.
 GONE_STATUSES = (StorageStatus.DELETED, StorageStatus.IP_CHANGED)
+# "Available" storages (storage_internals.md §5).
+AVAILABLE_STATUSES = (StorageStatus.OFFLINE, StorageStatus.ONLINE, StorageStatus.ACTIVE)
 
 
 def _fail(status: Status, message: str) -> ProtocolError:
@@ -360,3 +362,15 @@ class ClusterState:
             return
         if reported in GONE_STATUSES or reported > server.status:
             self.set_status(server, reported)
+
+    def adopt_leader_status(self, server: StorageServer, wanted: StorageStatus) -> bool:
+        """CHANGE_STATUS (protocol.md §8.12): a storage passes on the status the leader has
+        for it. Available statuses are equivalent here; ONLINE/ACTIVE are stored as OFFLINE
+        because only the storage's own heartbeats promote it on this tracker (§5.1)."""
+        if wanted == server.status or (wanted in AVAILABLE_STATUSES
+                                       and server.status in AVAILABLE_STATUSES):
+            return False
+        if wanted in (StorageStatus.ONLINE, StorageStatus.ACTIVE):
+            wanted = StorageStatus.OFFLINE
+        self.set_status(server, wanted)
+        return True

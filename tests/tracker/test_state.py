@@ -157,3 +157,60 @@ def test_sync_timestamp_min_and_max_rules() -> None:
     assert c.last_synced_timestamp == 300
     group.recompute_synced_timestamp(c, use_min=False)
     assert c.last_synced_timestamp == 500
+
+
+S = StorageStatus
+
+
+@pytest.mark.parametrize(("mine", "reported", "result"), [
+    # The tracker's own INIT/ONLINE/ACTIVE/RECOVERY views win over any report (§5.4).
+    (S.INIT, S.WAIT_SYNC, S.INIT),
+    (S.ONLINE, S.DELETED, S.ONLINE),
+    (S.ACTIVE, S.OFFLINE, S.ACTIVE),
+    (S.RECOVERY, S.ACTIVE, S.RECOVERY),
+    # Otherwise DELETED/IP_CHANGED are adopted, and any higher status.
+    (S.OFFLINE, S.DELETED, S.DELETED),
+    (S.SYNCING, S.IP_CHANGED, S.IP_CHANGED),
+    (S.WAIT_SYNC, S.SYNCING, S.SYNCING),
+    (S.OFFLINE, S.SYNCING, S.OFFLINE),
+    (S.OFFLINE, S.NONE, S.OFFLINE),
+])
+def test_merge_rule_for_known_storages(mine: StorageStatus, reported: StorageStatus,
+                                       result: StorageStatus) -> None:
+    state = ClusterState()
+    server = state.join(join_info(), now=1)
+    state.set_status(server, mine)
+    state.merge_reported_status("group1", server.id, server.ip_addr, 23000, reported)
+    assert server.status == result
+
+
+@pytest.mark.parametrize(("reported", "added"), [
+    (S.DELETED, False), (S.IP_CHANGED, False), (S.ACTIVE, False), (S.ONLINE, False),
+    (S.NONE, False), (S.INIT, True), (S.SYNCING, True), (S.OFFLINE, True),
+])
+def test_merge_rule_for_unknown_storages(reported: StorageStatus, added: bool) -> None:
+    state = ClusterState()
+    state.join(join_info(), now=1)
+    state.merge_reported_status("group1", "127.0.0.9", "127.0.0.9", 23000, reported)
+    server = state.groups["group1"].find("127.0.0.9")
+    assert (server is not None) is added
+    if server is not None:
+        assert server.status == reported and server.port == 23000
+
+
+@pytest.mark.parametrize(("mine", "leaders", "result"), [
+    (S.WAIT_SYNC, S.WAIT_SYNC, S.WAIT_SYNC),  # equal: nothing to do
+    (S.OFFLINE, S.ACTIVE, S.OFFLINE),  # both available: heartbeats decide here
+    (S.ONLINE, S.OFFLINE, S.ONLINE),
+    (S.WAIT_SYNC, S.ACTIVE, S.OFFLINE),  # ACTIVE/ONLINE are stored as OFFLINE (§8.12)
+    (S.SYNCING, S.ONLINE, S.OFFLINE),
+    (S.INIT, S.SYNCING, S.SYNCING),
+    (S.OFFLINE, S.WAIT_SYNC, S.WAIT_SYNC),
+])
+def test_change_status_adopts_the_leaders_view(mine: StorageStatus, leaders: StorageStatus,
+                                               result: StorageStatus) -> None:
+    state = ClusterState()
+    server = state.join(join_info(), now=1)
+    state.set_status(server, mine)
+    changed = state.adopt_leader_status(server, leaders)
+    assert server.status == result and changed is (mine != result)

@@ -272,7 +272,8 @@ def test_bad_lengths_and_unknown_command_keep_connection(tracker: ServerProcess)
 
 def test_admin_and_misc_commands(tracker: ServerProcess) -> None:
     client = Conn(tracker)
-    assert client.ok(Command.SERVER_GET_LEADER) == tracker.address.encode()
+    # No storage has told the tracker the tracker list yet: no election, no leader (§9).
+    assert client.request(Command.SERVER_GET_LEADER) == (Status.ENOENT, b"")
     params = client.ok(Command.STORAGE_PARAMETER_REQ).decode()
     keys = [line.split("=")[0] for line in params.splitlines()]
     assert keys[:8] == ["use_storage_id", "id_type_in_filename", "trust_storage_server_id",
@@ -286,6 +287,8 @@ def test_admin_and_misc_commands(tracker: ServerProcess) -> None:
     assert client.request(Command.STORAGE_GET_GROUP_NAME, b"\0\0\0\1")[0] == Status.EOPNOTSUPP
 
     storage = fake_storage(tracker, "127.0.0.2")
+    # Its list names only this tracker: the sole candidate leads at once.
+    assert client.ok(Command.SERVER_GET_LEADER) == tracker.address.encode()
     address = pack_fixed("group1", 16) + f"127.0.0.2:{STORAGE_PORT}".encode()
     assert client.ok(Command.STORAGE_GET_SERVER_ID, address) == b"127.0.0.2"
     assert client.ok(Command.STORAGE_GET_STATUS, address)[0] == StorageStatus.ACTIVE
