@@ -33,6 +33,7 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "HostPort",
+    "HttpConfig",
     "IniFile",
     "ReservedSpace",
     "ServerConfig",
@@ -738,6 +739,43 @@ def _read_pool_idle_time(r: _Reader, use_pool: bool) -> int:
 
 
 @dataclass
+class HttpConfig:
+    """HTTP access keys (config.md §8, http.md §3-§5), read from tracker.conf and
+    storage.conf (usually via ``#include http.conf``).  pyfdfs serves HTTP itself, so
+    these keys, which FastDFS leaves to the nginx module, count here."""
+
+    default_content_type: str = "application/octet-stream"
+    mime_types_filename: str = ""  # resolved beside the config file; "" = built-in table
+    need_find_content_type: bool = True
+    anti_steal_check_token: bool = False
+    anti_steal_token_ttl: int = 600
+    anti_steal_secret_key: str = ""
+    anti_steal_token_check_fail: str = ""  # file sent (HTTP 200) on a failed check
+    # storage: what to do when a file is not (yet) here: "proxy" or "redirect" (§5 step 9)
+    response_mode: str = "proxy"
+    # tracker: the HTTP port of the storages it redirects to (one port for all of them)
+    storage_server_port: int = 8888
+
+
+def _read_http(r: _Reader) -> HttpConfig:
+    cfg = HttpConfig()
+    cfg.default_content_type = r.text("http.default_content_type") or cfg.default_content_type
+    cfg.mime_types_filename = _resolve_beside(r.path, r.text("http.mime_types_filename"))
+    cfg.need_find_content_type = r.boolean("http.need_find_content_type", True)
+    cfg.anti_steal_check_token = r.boolean("http.anti_steal.check_token", False)
+    cfg.anti_steal_token_ttl = r.integer("http.anti_steal.token_ttl", 600, positive=True)
+    cfg.anti_steal_secret_key = r.text("http.anti_steal.secret_key")
+    if cfg.anti_steal_check_token and not cfg.anti_steal_secret_key:
+        raise r.fail("http.anti_steal.check_token = true needs http.anti_steal.secret_key")
+    cfg.anti_steal_token_check_fail = _resolve_beside(
+        r.path, r.text("http.anti_steal.token_check_fail"))
+    # Like the module, only the exact word "redirect" selects redirects (http.md §4).
+    cfg.response_mode = "redirect" if r.text("http.response_mode") == "redirect" else "proxy"
+    cfg.storage_server_port = r.integer("http.storage_server_port", 8888, positive=True)
+    return cfg
+
+
+@dataclass
 class ServerConfig:
     """Keys shared by trackerd and storaged (libserverframe, config.md §2)."""
 
@@ -879,6 +917,7 @@ class TrackerConfig(ServerConfig):
     # other (§3.5)
     store_slave_file_use_link: bool = False
     http_server_port: int = 0  # key "http.server_port"; 0 = no HTTP (removed in V6.13)
+    http: HttpConfig = field(default_factory=HttpConfig)  # other "http.*" keys
 
     @classmethod
     def from_ini(cls, ini: IniFile, path: str) -> TrackerConfig:
@@ -905,6 +944,7 @@ class TrackerConfig(ServerConfig):
             IPV4_ADDRESS_SIZE if cfg.response_ip_addr_size_auto else IPV6_ADDRESS_SIZE
         )
         cfg.http_server_port = r.integer("http.server_port", 0)
+        cfg.http = _read_http(r)
         r.log_unused()
         return cfg
 
@@ -1036,6 +1076,7 @@ class StorageConfig(ServerConfig):
     # logging and legacy HTTP (§4.6, §4.8)
     access_log_enabled: bool = False  # [access-log] enabled
     http_server_port: int = 0  # key "http.server_port"; 0 = off
+    http: HttpConfig = field(default_factory=HttpConfig)  # other "http.*" keys
 
     @property
     def outgoing_bind_addr(self) -> str | None:
@@ -1061,6 +1102,7 @@ class StorageConfig(ServerConfig):
         cfg._read_sync(r)
         cfg.access_log_enabled = r.boolean("enabled", False, section="access-log")
         cfg.http_server_port = r.integer("http.server_port", 0)
+        cfg.http = _read_http(r)
         r.log_unused()
         return cfg
 

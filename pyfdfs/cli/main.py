@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from pyfdfs.cli.monitor_report import format_snapshot, take_snapshot
 from pyfdfs.client.client import AsyncFdfsClient
 from pyfdfs.client.errors import FdfsError
 from pyfdfs.client.storage_client import Progress
+from pyfdfs.client.urls import signed_url
 from pyfdfs.config import ClientConfig, ConfigError, load_client_config
 
 T = TypeVar("T")
@@ -318,3 +320,51 @@ def delete_storage(group: str, storage_id: str, **kw: Any) -> None:
     """Remove a stopped storage from the cluster."""
     run_client(kw, lambda c: c.delete_storage(group, storage_id))
     click.echo(f"delete storage server {group}::{storage_id} success")
+
+
+@main.command()
+@click.argument("file_id")
+@click.option("--secret", help="Anti-steal secret key (default: client.conf's "
+                               "http.anti_steal.secret_key when check_token is on).")
+@click.option("--base", metavar="http://HOST:PORT",
+              help="Server to point at (default: the first tracker and client.conf's "
+                   "http.tracker_server_port).")
+@click.option("--ts", type=int, help="Token issue time, Unix seconds (default: now; 0 never "
+                                     "expires).")
+@click.option("--ttl", type=click.IntRange(min=1), default=None,
+              help="The servers' http.anti_steal.token_ttl: also print when the URL expires.")
+@click.option("--no-group", is_flag=True, help="URL without the group (url_have_group_name "
+                                                "= false).")
+@click.option("--filename", help="Ask for a download under this name.")
+@client_options
+def url(file_id: str, secret: str | None, base: str | None, ts: int | None, ttl: int | None,
+        no_group: bool, filename: str | None, **kw: Any) -> None:
+    """Print an HTTP URL of FILE_ID, signed with an anti-steal token when a secret is known.
+
+    The token covers the path without the group, as the storages (and the nginx module)
+    check it."""
+    if base is None or secret is None:
+        try:
+            config: ClientConfig | None = client_config(kw.pop("config_path", None),
+                                                        kw.pop("trackers", ()))
+        except click.ClickException:
+            if base is None:
+                raise
+            config = None
+        if config is not None:
+            if base is None:
+                base = (f"http://{config.tracker_server[0].host}:"
+                        f"{config.http_tracker_server_port}")
+            if secret is None and config.http_anti_steal_check_token:
+                secret = config.http_anti_steal_secret_key
+    assert base is not None
+    issued = int(time.time()) if ts is None else ts
+    try:
+        click.echo(signed_url(file_id, secret, base, issued, with_group=not no_group,
+                              filename=filename))
+    except FdfsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if ttl is not None and secret:
+        expiry = "never" if issued == 0 else time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.localtime(issued + ttl))
+        click.echo(f"expires: {expiry}", err=True)

@@ -25,6 +25,7 @@ from pyfdfs.client.errors import (
 )
 from pyfdfs.client.policy import TrackerFailover
 from pyfdfs.client.pool import ConnectionPool
+from pyfdfs.client.urls import signed_url
 
 __all__ = [
     "AccessDenied",
@@ -51,5 +52,6 @@ __all__ = [
     "TrackerFailover",
     "TryAgain",
     "error_for_status",
+    "signed_url",
     "split_file_id",
 ]

@@ -14,6 +14,7 @@ from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
 from pyfdfs.storage.commands import COMMANDS
 from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.http_server import StorageHttpServer
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.tracker_reporter import TrackerReporter
 
@@ -47,6 +48,7 @@ class StorageServer:
             "storage", COMMANDS, self._new_session, host=config.listen_addr,
             port=config.port, limits=limits, allows=config.allow_hosts.allows)
         self.reporter = TrackerReporter(self.ctx, self.server)
+        self.http = StorageHttpServer(self.ctx)  # off unless http.server_port is set
         self._stopped = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
 
@@ -55,6 +57,7 @@ class StorageServer:
 
     async def run(self) -> None:
         await self.server.start()
+        await self.http.start()
         self._write_pid()
         self.reporter.start()
         self._timers = [
@@ -86,6 +89,7 @@ class StorageServer:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
         await self.reporter.stop()
+        await self.http.stop()
         await self.server.stop()
         self.ctx.close()
         with contextlib.suppress(OSError):

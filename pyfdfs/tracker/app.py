@@ -16,6 +16,7 @@ from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
 from pyfdfs.tracker.commands import COMMANDS
 from pyfdfs.tracker.context import TrackerContext, TrackerSession
+from pyfdfs.tracker.http_server import TrackerHttpServer
 from pyfdfs.tracker.persistence import TrackerStatusFile, TrackerStore
 from pyfdfs.tracker.relationship import TrackerRelationship
 from pyfdfs.tracker.selection import SelectionPolicy, effective_store_server
@@ -72,6 +73,7 @@ class TrackerServer:
         self.server: FrameServer[TrackerSession] = FrameServer(
             "tracker", COMMANDS, self._new_session, host=config.listen_addr, port=config.port,
             limits=limits, allows=config.allow_hosts.allows)
+        self.http = TrackerHttpServer(self.ctx)  # off unless http.server_port is set
         self._stopped = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
 
@@ -83,6 +85,7 @@ class TrackerServer:
 
     async def run(self) -> None:
         await self.server.start()
+        await self.http.start()
         self._write_pid()
         self._save_status_file()
         self._timers = [
@@ -123,6 +126,7 @@ class TrackerServer:
         for task in self._timers:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
+        await self.http.stop()
         await self.server.stop()
         try:
             self.ctx.store.save(self.ctx.state)
