@@ -16,6 +16,7 @@ from pyfdfs.storage.commands import COMMANDS
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.http_server import StorageHttpServer
 from pyfdfs.storage.session import StorageSession
+from pyfdfs.storage.sync.supervisor import SyncSupervisor
 from pyfdfs.storage.tracker_reporter import TrackerReporter
 
 log = logging.getLogger("pyfdfs.storage")
@@ -49,6 +50,8 @@ class StorageServer:
             port=config.port, limits=limits, allows=config.allow_hosts.allows)
         self.reporter = TrackerReporter(self.ctx, self.server)
         self.http = StorageHttpServer(self.ctx)  # off unless http.server_port is set
+        self.sync = SyncSupervisor(self.ctx)
+        self.reporter.on_members = self.sync.update
         self._stopped = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
 
@@ -61,8 +64,10 @@ class StorageServer:
         self._write_pid()
         self.reporter.start()
         self._timers = [
+            # The binlog fsync runs on a worker thread: a slow disk must not stall the
+            # loop that serves clients and feeds the sync pushers.
             asyncio.create_task(self._every(self.config.sync_binlog_buff_interval,
-                                            self.ctx.binlog.flush)),
+                                            self.ctx.binlog.flush, offload=True)),
             asyncio.create_task(self._every(self.config.sync_stat_file_interval,
                                             self.ctx.stats.save_if_dirty)),
         ]
@@ -74,12 +79,16 @@ class StorageServer:
     def stop(self) -> None:
         self._stopped.set()
 
-    async def _every(self, interval: int, action: object) -> None:
+    async def _every(self, interval: int, action: object, *, offload: bool = False) -> None:
         assert callable(action)
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(max(1, interval))
             try:
-                action()
+                if offload:
+                    await loop.run_in_executor(None, action)
+                else:
+                    action()
             except OSError:
                 log.exception("periodic task failed")
 
@@ -89,6 +98,7 @@ class StorageServer:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
         await self.reporter.stop()
+        await self.sync.stop()
         await self.http.stop()
         await self.server.stop()
         self.ctx.close()

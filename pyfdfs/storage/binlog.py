@@ -9,16 +9,13 @@ from __future__ import annotations
 import enum
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger("pyfdfs.storage.binlog")
 
 # §3.1: switch to the next file once the current one reaches 1 GiB.
 BINLOG_MAX_SIZE = 1 << 30
-# §3.1: records are buffered in a 16 KiB cache, flushed when under 256 bytes remain.
-BUFFER_SIZE = 16 * 1024
-BUFFER_RESERVE = 256
 MAX_RECORD_LENGTH = 255
 INDEX_FILE = "binlog_index.dat"
 
@@ -81,14 +78,29 @@ def binlog_file_name(index: int) -> str:
 
 
 class BinlogWriter:
-    """Appends records to ``data/sync/binlog.NNN``, buffered and flushed on a timer."""
+    """Appends records to ``data/sync/binlog.NNN``.
+
+    Unlike the C writer's 16 KiB cache (§3.1), each record is handed to the kernel at once
+    and only the fsync waits for the timer: the sync pushers read the file, so a record
+    held in memory would add up to ``sync_binlog_buff_interval`` of replication lag, and a
+    killed process would lose records of operations it had already acknowledged. Listeners
+    (the pushers) are told about every append so they need not poll."""
 
     def __init__(self, sync_dir: str) -> None:
         self.sync_dir = sync_dir
         os.makedirs(sync_dir, exist_ok=True)
         self.index = self._read_index()
-        self._buffer = bytearray()
+        self._unsynced = False
         self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
 
     def _read_index(self) -> int:
         path = os.path.join(self.sync_dir, INDEX_FILE)
@@ -143,31 +155,38 @@ class BinlogWriter:
         data = record.encode()
         if len(data) > MAX_RECORD_LENGTH + 1:
             log.warning("binlog record longer than %d bytes: %r", MAX_RECORD_LENGTH, data)
-        self._buffer += data
-        if len(self._buffer) > BUFFER_SIZE - BUFFER_RESERVE:
-            self.flush()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._size += len(data)
+        self._unsynced = True
+        if self._size >= BINLOG_MAX_SIZE:
+            # Records never span files, so switching after a whole record is safe.
+            os.fsync(self._fd)
+            self._unsynced = False
+            self._rotate()
+        for callback in self._listeners:
+            callback()
 
     def write(self, timestamp: int, op: str, filename: str, extra: str = "") -> None:
         self.append(BinlogRecord(timestamp, op, filename, extra))
 
     def flush(self) -> None:
-        if not self._buffer:
+        """Make the appended records durable (called every sync_binlog_buff_interval)."""
+        if not self._unsynced:
             return
-        data = bytes(self._buffer)
-        self._buffer.clear()
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        self._unsynced = False
+        # May run on a worker thread (app.py) while the loop appends: both only touch the
+        # descriptor, and a rotation in between just makes this fsync hit the closed one.
         os.fsync(self._fd)
-        if os.fstat(self._fd).st_size >= BINLOG_MAX_SIZE:
-            self._rotate()
 
     def _rotate(self) -> None:
         os.close(self._fd)
         self.index += 1
         self._write_index()
         self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
         log.info("binlog switched to %s", self.current_path)
 
     def close(self) -> None:

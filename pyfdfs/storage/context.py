@@ -102,6 +102,14 @@ class StorageContext:
         self.status = StorageStatus.NONE
         self.sync_source_timestamps: dict[str, int] = {}
 
+    @property
+    def server_id(self) -> str:
+        """Our id as the group knows it: the configured id with storage ids, else our IP
+        (what REPORT_SERVER_ID sends and SYNC_SRC_REQ answers name)."""
+        if self.params.use_storage_id and self.config.server_id:
+            return self.config.server_id
+        return self.my_ip
+
     def learn_my_ip(self, ip: str) -> None:
         """The source field of new names is our address as the tracker sees it
         (file_id.md §2.1)."""

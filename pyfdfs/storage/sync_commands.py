@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 
 from pyfdfs.net.server import CommandSpec, Response, body_command, stream_command
 from pyfdfs.protocol.constants import Command, Status
@@ -33,12 +34,28 @@ log = logging.getLogger("pyfdfs.storage.sync")
 
 def _applied(session: StorageSession, timestamp: int, op: BinlogOp, name: str,
              extra: str = "") -> None:
+    session.ctx.binlog.write(timestamp, op.replica(), name, extra)
+    _caught_up(session, timestamp)
+
+
+def _caught_up(session: StorageSession, timestamp: int) -> None:
+    """This storage holds the source's state as of ``timestamp`` (applied now or before),
+    which is what SYNC_REPORT tells the trackers (storage_internals.md §4.3)."""
     ctx = session.ctx
-    ctx.binlog.write(timestamp, op.replica(), name, extra)
     source = session.sync_source_id
     if source and timestamp > ctx.sync_source_timestamps.get(source, 0):
         ctx.sync_source_timestamps[source] = timestamp
     ctx.stats.sync_updated()
+
+
+def _is_replicated_copy(path: str, size: int, timestamp: int) -> bool:
+    """Whether ``path`` is the regular file a sync of this very record left: replication
+    sets the mtime to the record's timestamp, and logs the record in the same step."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == size and int(st.st_mtime) == timestamp
 
 
 def _set_mtime(path: str, timestamp: int) -> None:
@@ -72,11 +89,18 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
     name, store, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
     op = BinlogOp.UPDATE if update else BinlogOp.CREATE
     if not has_content:
-        _applied(session, request.timestamp, op, name.text)
+        # §10.2: the sender knows we hold the file and only wants the record logged. A
+        # replay after the sender lost its cursor would log it twice, so a copy that this
+        # very record produced (already logged) is not logged again.
+        if _is_replicated_copy(path, request.file_size, request.timestamp):
+            _caught_up(session, request.timestamp)
+        else:
+            _applied(session, request.timestamp, op, name.text)
         return Response(Status.EEXIST)
     if not update and os.path.isfile(path) and not os.path.islink(path) \
             and os.path.getsize(path) == request.file_size:
         await session.stream.discard(request.file_size)
+        _caught_up(session, request.timestamp)
         return Response(Status.EEXIST)
     incoming = IncomingFile(store.temp_file_path(SYNC_TEMP_PREFIX),
                             ctx.config.fsync_after_written_bytes)
@@ -150,7 +174,10 @@ async def _sync_write(session: StorageSession, header: Header, op: BinlogOp) -> 
             await session.stream.discard(request.length)
             # §10.2: already applied → EEXIST; missing or too short → ENOENT, so the
             # sender re-sends the whole file.
-            return Response(Status.EEXIST if size >= end else Status.ENOENT)
+            if size >= end:
+                _caught_up(session, request.timestamp)
+                return Response(Status.EEXIST)
+            return Response(Status.ENOENT)
         await write_at(path, session.stream, request.offset, request.length,
                        ctx.config.fsync_after_written_bytes)
         _set_mtime(path, request.timestamp)
@@ -169,6 +196,7 @@ async def sync_truncate_file(session: StorageSession, body: bytes) -> Response:
         if not os.path.isfile(path):
             return Response(Status.ENOENT)
         if os.path.getsize(path) != request.old_size:
+            _caught_up(session, request.timestamp)
             return Response(Status.EEXIST)
         os.truncate(path, request.new_size)
         _set_mtime(path, request.timestamp)

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pyfdfs.config import HostPort
@@ -25,6 +26,7 @@ from pyfdfs.protocol.cluster_messages import (
     JoinRequest,
     JoinResponse,
     StorageBrief,
+    SyncReport,
     SyncReqBody,
     decode_parameters,
 )
@@ -61,6 +63,8 @@ class TrackerReporter:
         self._streams: set[FrameStream] = set()
         self._sync_arrange_lock = asyncio.Lock()
         self._stopping = False
+        # Told about every new member list (the sync supervisor, storage_internals.md §5.3).
+        self.on_members: Callable[[tuple[StorageBrief, ...]], Awaitable[None]] | None = None
 
     def start(self) -> None:
         for tracker in self.ctx.config.tracker_server:
@@ -164,6 +168,7 @@ class TrackerReporter:
     async def _report_loop(self, stream: FrameStream) -> None:
         cfg = self.ctx.config
         next_beat = next_disk = time.monotonic()
+        reported: dict[str, int] = {}
         while not self._stopping:
             now = time.monotonic()
             if now >= next_disk:
@@ -171,6 +176,7 @@ class TrackerReporter:
                 next_disk = now + cfg.stat_report_interval
             if now >= next_beat:
                 await self._beat(stream)
+                reported = await self._report_sync_timestamps(stream, reported)
                 next_beat = now + cfg.heart_beat_interval
             await asyncio.sleep(max(0.05, min(next_beat, next_disk) - time.monotonic()))
 
@@ -187,15 +193,30 @@ class TrackerReporter:
         except BaseException:
             ctx.stats.changed = True  # resend the counters on the next beat
             raise
-        self._apply_notification(answer)
+        await self._apply_notification(answer)
+
+    async def _report_sync_timestamps(self, stream: FrameStream,
+                                      reported: dict[str, int]) -> dict[str, int]:
+        """SYNC_REPORT (89) when the per-source maxima changed since this tracker last heard
+        them; called once per heartbeat, so at most once per heart_beat_interval (§4.3)."""
+        current = dict(self.ctx.sync_source_timestamps)
+        if current == reported or not any(ts > 0 for ts in current.values()):
+            return reported
+        for member in self.members.members:
+            if member.id not in current and member.id != self.ctx.server_id:
+                current[member.id] = 0
+        report = SyncReport(tuple(sorted(current.items())))
+        await self._apply_notification(
+            await self._call(stream, Command.STORAGE_SYNC_REPORT, report.encode()))
+        return {sid: ts for sid, ts in current.items() if ts > 0}
 
     async def _report_disk_usage(self, stream: FrameStream) -> None:
         usage = [p.disk_usage() for p in self.ctx.store_paths.paths]
         report = DiskUsageReport(tuple((u.total_mb, u.free_mb) for u in usage))
-        self._apply_notification(
+        await self._apply_notification(
             await self._call(stream, Command.STORAGE_REPORT_DISK_USAGE, report.encode()))
 
-    def _apply_notification(self, body: bytes) -> None:
+    async def _apply_notification(self, body: bytes) -> None:
         notice = ChangeNotification.decode(body)
         if notice.members is None:
             return
@@ -206,3 +227,5 @@ class TrackerReporter:
                     self.ctx.status = StorageStatus(member.status)
         with contextlib.suppress(OSError):
             self.members.save(self.ctx.data_dir)
+        if self.on_members is not None:
+            await self.on_members(self.members.members)

@@ -37,14 +37,17 @@ def test_invalid_records(line: bytes) -> None:
         BinlogRecord.decode(line)
 
 
-def test_writer_buffers_until_flush_and_writes_index(tmp_path: Path) -> None:
+def test_writer_hands_records_to_readers_at_once_and_writes_index(tmp_path: Path) -> None:
     writer = BinlogWriter(str(tmp_path))
+    appended: list[int] = []
+    writer.add_listener(lambda: appended.append(1))
     writer.write(100, "C", "M00/00/00/a.txt")
     writer.write(101, "T", "M00/00/00/a.txt", "10 0")
-    assert (tmp_path / "binlog.000").read_bytes() == b""
-    writer.flush()
+    # Readable before any flush: the pushers must not wait for the fsync timer.
     assert (tmp_path / "binlog.000").read_bytes() == (
         b"100 C M00/00/00/a.txt\n101 T M00/00/00/a.txt 10 0\n")
+    assert appended == [1, 1]
+    writer.flush()
     assert "current_write=0" in (tmp_path / "binlog_index.dat").read_text()
     writer.close()
 

@@ -1,0 +1,178 @@
+"""One replication connection to a destination storage (protocol.md §10.2).
+
+It speaks first with REPORT_SERVER_ID, then sends one request per push step and returns
+the answer's status. File content is streamed from the local file with
+``FrameStream.sendfile``, so memory does not grow with the file size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import stat
+
+from pyfdfs.config import StorageConfig
+from pyfdfs.net.frames import FrameStream, ResponseError
+from pyfdfs.protocol.constants import (
+    GROUP_NAME_MAX_LEN,
+    QUERY_FILE_INFO_NO_CRC,
+    Command,
+    Status,
+)
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.fields import pack_fixed
+from pyfdfs.protocol.storage_messages import (
+    FileInfo,
+    ReportServerIdRequest,
+    SyncAppendRequest,
+    SyncCreateRequest,
+    SyncDeleteRequest,
+    SyncTruncateRequest,
+    SyncTwoNamesRequest,
+)
+from pyfdfs.storage.sync.decisions import PushStep, StepKind
+
+# A successful rename answer of a 6.x C receiver echoes a body (§10.2 quirk); anything
+# larger than a request could be is not that quirk.
+_MAX_TOLERATED_BODY = 4096
+
+
+class PeerConnection:
+    def __init__(self, stream: FrameStream, group: str) -> None:
+        self.stream = stream
+        self.group = group
+
+    @classmethod
+    async def open(cls, config: StorageConfig, host: str, port: int,
+                   group: str) -> PeerConnection:
+        bind = config.outgoing_bind_addr
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=(bind, 0) if bind else None),
+            config.connect_timeout)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(FrameStream(reader, writer, float(config.network_timeout)), group)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.stream.send_request(Command.QUIT), 1)
+        await self.stream.close()
+
+    async def _answer(self) -> int:
+        header = await self.stream.read_header()
+        if header is None:
+            raise ConnectionError("destination closed the connection")
+        if header.cmd != Command.RESP:
+            raise ProtocolError(f"response command byte is {header.cmd}, expected 100")
+        if header.pkg_len:
+            if header.status or header.pkg_len > _MAX_TOLERATED_BODY:
+                raise ProtocolError(f"unexpected {header.pkg_len}-byte answer body")
+            await self.stream.discard(header.pkg_len)
+        return header.status
+
+    async def report_server_id(self, server_id: str) -> None:
+        await self.stream.send_request(Command.REPORT_SERVER_ID,
+                                       ReportServerIdRequest(server_id).encode())
+        status = await self._answer()
+        if status:
+            raise ResponseError(status, f"REPORT_SERVER_ID answered status {status}")
+
+    async def active_test(self) -> None:
+        await self.stream.send_request(Command.ACTIVE_TEST)
+        status = await self._answer()
+        if status:
+            raise ResponseError(status, f"ACTIVE_TEST answered status {status}")
+
+    async def remote_size(self, name: str) -> int | None:
+        """QUERY_FILE_INFO on the destination (no CRC wanted); None if it lacks the file."""
+        body = pack_fixed(self.group, GROUP_NAME_MAX_LEN) + name.encode()
+        await self.stream.send_request(Command.QUERY_FILE_INFO, body,
+                                       status=QUERY_FILE_INFO_NO_CRC)
+        header = await self.stream.read_header()
+        if header is None:
+            raise ConnectionError("destination closed the connection")
+        if header.status:
+            return None
+        data = await self.stream.read_exactly(header.pkg_len) if header.pkg_len else b""
+        return FileInfo.decode(data).file_size
+
+    async def send(self, step: PushStep, path: str, *, ask_first: bool = False) -> int:
+        """Send one step; the answer's status. ``path`` is the local file of
+        ``step.name``; ``ask_first`` applies the after-EEXIST query of creates (§10.2)."""
+        kind = step.kind
+        if kind in (StepKind.CREATE, StepKind.UPDATE):
+            return await self._send_whole_file(step, path, ask_first=ask_first)
+        if kind in (StepKind.APPEND, StepKind.MODIFY):
+            return await self._send_range(step, path)
+        if kind == StepKind.DELETE:
+            body = SyncDeleteRequest(step.name, step.timestamp, self.group).encode()
+            cmd = Command.SYNC_DELETE_FILE
+        elif kind == StepKind.TRUNCATE:
+            body = SyncTruncateRequest(step.name, step.first_number, step.second_number,
+                                       step.timestamp, self.group).encode()
+            cmd = Command.SYNC_TRUNCATE_FILE
+        elif kind == StepKind.LINK:
+            body = SyncTwoNamesRequest(step.name, step.second, step.timestamp,
+                                       self.group).encode()
+            cmd = Command.SYNC_CREATE_LINK
+        else:
+            body = SyncTwoNamesRequest(step.name, step.second, step.timestamp,
+                                       self.group).encode()
+            cmd = Command.SYNC_RENAME_FILE
+        await self.stream.send_request(cmd, body)
+        return await self._answer()
+
+    async def _send_whole_file(self, step: PushStep, path: str, *, ask_first: bool) -> int:
+        fd = _open_regular(path)
+        if fd is None:
+            return 0  # gone since it was planned; its delete record follows
+        try:
+            size = os.fstat(fd).st_size
+            cmd = Command.SYNC_UPDATE_FILE if step.kind == StepKind.UPDATE \
+                else Command.SYNC_CREATE_FILE
+            prefix = SyncCreateRequest(step.name, size, step.timestamp, self.group).encode()
+            if ask_first and cmd == Command.SYNC_CREATE_FILE:
+                remote = await self.remote_size(step.name)
+                if remote == size:
+                    # The destination has it: no content, just let it log the record.
+                    await self.stream.send_request(cmd, prefix, status=Status.EEXIST)
+                    return await self._answer()
+                if remote is not None:
+                    cmd = Command.SYNC_UPDATE_FILE
+            await self.stream.send_request(cmd, prefix, body_length=len(prefix) + size)
+            await self.stream.sendfile(fd, 0, size)
+        finally:
+            os.close(fd)
+        return await self._answer()
+
+    async def _send_range(self, step: PushStep, path: str) -> int:
+        offset, length = step.first_number, step.second_number
+        fd = _open_regular(path)
+        if fd is None:
+            return 0
+        try:
+            if os.fstat(fd).st_size < offset + length:
+                return 0  # shrank since planned; a later record carries the change
+            cmd = Command.SYNC_APPEND_FILE if step.kind == StepKind.APPEND \
+                else Command.SYNC_MODIFY_FILE
+            prefix = SyncAppendRequest(step.name, offset, length, step.timestamp,
+                                       self.group).encode()
+            await self.stream.send_request(cmd, prefix, body_length=len(prefix) + length)
+            await self.stream.sendfile(fd, offset, length)
+        finally:
+            os.close(fd)
+        return await self._answer()
+
+
+def _open_regular(path: str) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd

@@ -1,0 +1,49 @@
+"""The pusher's view of its own copy of the files named in binlog records."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.storage.store_paths import StorePaths
+
+
+class LocalStore:
+    """``LocalFiles`` (decisions.py) over the store paths of this storage."""
+
+    def __init__(self, store_paths: StorePaths) -> None:
+        self.store_paths = store_paths
+
+    def path(self, name: str) -> str | None:
+        """Absolute path of a logical name, None if the name is not valid here."""
+        try:
+            return self.store_paths.resolve(name, metadata_suffix_ok=True)[2]
+        except (ProtocolError, ValueError):
+            return None
+
+    def size(self, name: str) -> int | None:
+        path = self.path(name)
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def exists(self, name: str) -> bool:
+        path = self.path(name)
+        return path is not None and os.path.lexists(path)
+
+    def link_target(self, name: str) -> str | None:
+        """The logical name a slave link points to (the link holds an absolute path)."""
+        path = self.path(name)
+        if path is None or not os.path.islink(path):
+            return None
+        target = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        for store in self.store_paths.paths:
+            if target.startswith(store.data_dir + os.sep):
+                relative = target[len(store.data_dir) + 1:].replace(os.sep, "/")
+                return f"M{store.index:02X}/{relative}"
+        return None
