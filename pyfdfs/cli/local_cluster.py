@@ -1,7 +1,8 @@
 """``make run``: a local cluster of real tracker and storage processes under ./var.
 
-Trackers listen on 127.0.0.1 (22122, 22123, ...) and storage N on 127.0.0.(N+2):23000,
-so the cluster looks to clients exactly like a multi-host FastDFS deployment."""
+By default two trackers (127.0.0.1:22122 and :22123) and two storages of group1
+(127.0.0.2:23000 and 127.0.0.3:23000) that replicate each other, so the cluster looks to
+clients exactly like a multi-host FastDFS deployment."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ from pathlib import Path
 from pyfdfs.testing import LocalCluster, StorageSpec
 
 DEMO_TRACKER_CONF = {
-    "check_active_interval": "30",
+    "check_active_interval": "20",
     "reserved_storage_space": "5%",
     "log_level": "info",
 }
 DEMO_STORAGE_CONF = {
-    "heart_beat_interval": "5",
+    "heart_beat_interval": "2",
     "stat_report_interval": "10",
     "subdir_count_per_path": "16",
     "sync_binlog_buff_interval": "1",
@@ -37,8 +38,8 @@ def build_cluster(root: Path, trackers: int, storages: int) -> LocalCluster:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", default="./var", help="data directory (default ./var)")
-    parser.add_argument("--trackers", type=int, default=1)
-    parser.add_argument("--storages", type=int, default=1)
+    parser.add_argument("--trackers", type=int, default=2)
+    parser.add_argument("--storages", type=int, default=2)
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     root.mkdir(parents=True, exist_ok=True)
