@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from pyfdfs.bench.command import bench as bench_command
 from pyfdfs.cli.monitor_report import format_snapshot, take_snapshot
 from pyfdfs.client.client import AsyncFdfsClient
 from pyfdfs.client.errors import FdfsError
@@ -368,3 +369,7 @@ def url(file_id: str, secret: str | None, base: str | None, ts: int | None, ttl:
         expiry = "never" if issued == 0 else time.strftime(
             "%Y-%m-%d %H:%M:%S", time.localtime(issued + ttl))
         click.echo(f"expires: {expiry}", err=True)
+
+
+# Load generator (pyfdfs/bench); its heavy parts are imported only when it runs.
+main.add_command(bench_command)
