@@ -13,12 +13,11 @@ from pyfdfs.protocol.constants import (
     GROUP_NAME_MAX_LEN,
     QUERY_FILE_INFO_NO_CRC,
     REMOTE_FILENAME_MAX_LEN,
-    Command,
     Status,
 )
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import decode_file_name
-from pyfdfs.protocol.header import Header, encode_header
+from pyfdfs.protocol.header import Header
 from pyfdfs.protocol.storage_messages import DownloadRequest, FileInfo
 from pyfdfs.protocol.tracker_messages import GroupFileRequest
 from pyfdfs.storage.binlog import BinlogOp
@@ -53,10 +52,8 @@ async def download_file(session: StorageSession, body: bytes) -> Response:
             raise ProtocolError(f"offset {request.offset} beyond size {st.st_size}")
         remaining = st.st_size - request.offset
         length = remaining if request.length == 0 else min(request.length, remaining)
-        await session.stream.send(encode_header(length, Command.RESP, 0))
         try:
-            if length:
-                await session.stream.sendfile(fd, request.offset, length)
+            await session.stream.send_file_response(fd, request.offset, length)
         except (OSError, ConnectionError) as exc:
             # The header is out: the only way to signal failure is to hang up (§1).
             log.info("download of %s aborted: %s", request.filename, exc)
