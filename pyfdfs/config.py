@@ -35,6 +35,7 @@ __all__ = [
     "HostPort",
     "HttpConfig",
     "IniFile",
+    "LogRotation",
     "ReservedSpace",
     "ServerConfig",
     "StorageConfig",
@@ -775,6 +776,42 @@ def _read_http(r: _Reader) -> HttpConfig:
     return cfg
 
 
+@dataclass(frozen=True)
+class LogRotation:
+    """Rotation of one log file (config.md §2 ``log_file_*`` keys; the error log reads them
+    from the global section or ``[error-log]``, the access log from ``[access-log]``).
+
+    ``rotate_on_size`` 0 = never by size; ``keep_days`` 0 = keep every rotated file.
+    """
+
+    rotate_everyday: bool = False
+    rotate_time: tuple[int, int] = (0, 0)
+    rotate_on_size: int = 0
+    keep_days: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.rotate_everyday or self.rotate_on_size > 0
+
+
+def _read_log_rotation(r: _Reader, section: str, *, fallback_global: bool) -> LogRotation:
+    """A section's rotation keys; with ``fallback_global`` the global ones fill the gaps."""
+    def raw(key: str) -> str | None:
+        value = r.raw(key, section)
+        return r.raw(key) if value is None and fallback_global else value
+
+    everyday, at, size, keep = (raw("log_file_rotate_everyday"), raw("log_file_rotate_time"),
+                                raw("log_file_rotate_on_size"), raw("log_file_keep_days"))
+    try:
+        rotate_time = parse_time_of_day(at) if at else (0, 0)
+        rotate_on_size = parse_byte_size(size) if size else 0
+    except ConfigError as e:
+        raise r.fail(f"[{section}] {e}") from None
+    return LogRotation(rotate_everyday=everyday is not None and parse_bool(everyday),
+                       rotate_time=rotate_time, rotate_on_size=rotate_on_size,
+                       keep_days=max(atoi(keep), 0) if keep else 0)
+
+
 @dataclass
 class ServerConfig:
     """Keys shared by trackerd and storaged (libserverframe, config.md §2)."""
@@ -803,6 +840,8 @@ class ServerConfig:
     log_level: str = "info"
     use_connection_pool: bool = False
     connection_pool_max_idle_time: int = 3600
+    error_log_rotation: LogRotation = field(default_factory=LogRotation)
+    metrics_server_port: int = 0  # key "metrics.server_port" (pyfdfs only); 0 = off
 
     @property
     def listen_addr(self) -> str:
@@ -858,6 +897,10 @@ class ServerConfig:
         self.log_level = _read_log_level(r)
         self.use_connection_pool = r.boolean("use_connection_pool", False)
         self.connection_pool_max_idle_time = _read_pool_idle_time(r, self.use_connection_pool)
+        self.error_log_rotation = _read_log_rotation(r, "error-log", fallback_global=True)
+        self.metrics_server_port = r.integer("metrics.server_port", 0)
+        if not 0 <= self.metrics_server_port <= 65535:
+            raise r.fail(f"metrics.server_port {self.metrics_server_port} is out of range")
 
     def _read_buff_bounds(self, r: _Reader) -> None:
         low, high = r.size("min_buff_size", 0), r.size("max_buff_size", 0)
@@ -1075,6 +1118,8 @@ class StorageConfig(ServerConfig):
     compress_binlog_time: tuple[int, int] = (1, 30)
     # logging and legacy HTTP (§4.6, §4.8)
     access_log_enabled: bool = False  # [access-log] enabled
+    access_log_time_precision: str = "ms"  # [access-log] time_precision: "ms" or "us"
+    access_log_rotation: LogRotation = field(default_factory=LogRotation)
     http_server_port: int = 0  # key "http.server_port"; 0 = off
     http: HttpConfig = field(default_factory=HttpConfig)  # other "http.*" keys
 
@@ -1101,6 +1146,9 @@ class StorageConfig(ServerConfig):
         cfg._read_disk_io(r)
         cfg._read_sync(r)
         cfg.access_log_enabled = r.boolean("enabled", False, section="access-log")
+        precision = r.text("time_precision", "ms", section="access-log").lower()
+        cfg.access_log_time_precision = "us" if precision in ("us", "microsecond") else "ms"
+        cfg.access_log_rotation = _read_log_rotation(r, "access-log", fallback_global=False)
         cfg.http_server_port = r.integer("http.server_port", 0)
         cfg.http = _read_http(r)
         r.log_unused()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
@@ -306,10 +307,32 @@ def meta_set(file_id: str, pairs: tuple[str, ...], merge: bool, **kw: Any) -> No
 
 @main.command()
 @click.option("--group", help="Only this group.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON for scripts (schema pyfdfs.cluster-status/1, docs/operations.md).")
+@click.option("--live", is_flag=True, help="Live table view, refreshed every 2 s.")
+@click.option("--watch", type=click.FloatRange(min=0.2), metavar="SECONDS",
+              help="Refresh every SECONDS (live view, or one JSON document per line).")
+@click.option("--iterations", type=click.IntRange(min=0), default=0,
+              help="With --live/--watch: stop after this many refreshes (0 = until Ctrl-C).")
 @client_options
-def monitor(group: str | None, **kw: Any) -> None:
-    """Print trackers, groups and storages with their state and counters."""
+def monitor(group: str | None, as_json: bool, live: bool, watch: float | None,
+            iterations: int, **kw: Any) -> None:
+    """Print trackers, groups and storages with their state and counters (fdfs_monitor
+    layout), or a live view (--live, --watch N), or JSON (--json)."""
+    if live or watch:
+        from pyfdfs.cli import live_monitor
+
+        config = client_config(kw.pop("config_path", None), kw.pop("trackers", ()))
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(live_monitor.watch(config, group, watch or 2.0, as_json=as_json,
+                                           iterations=iterations))
+        return
     snapshot = run_client(kw, lambda c: take_snapshot(c, group))
+    if as_json:
+        from pyfdfs.cli.live_monitor import snapshot_document
+
+        click.echo(json.dumps(snapshot_document(snapshot), indent=2))
+        return
     click.echo(format_snapshot(snapshot, single_group=bool(group)), nl=False)
 
 

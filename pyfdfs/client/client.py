@@ -29,7 +29,7 @@ from pyfdfs.client.pool import Address, ConnectionPool
 from pyfdfs.client.sources import UploadData, open_source
 from pyfdfs.client.storage_client import Progress, StorageClient
 from pyfdfs.client.tracker_client import TrackerClient
-from pyfdfs.config import ClientConfig, load_client_config
+from pyfdfs.config import ClientConfig, ConfigError, load_client_config
 from pyfdfs.protocol.constants import (
     FILE_EXT_NAME_MAX_LEN,
     QUERY_FILE_INFO_SILENT,
@@ -40,6 +40,7 @@ from pyfdfs.protocol.file_id import FileNameInfo, decode_file_name, is_valid_nam
 from pyfdfs.protocol.file_id import split_file_id as _split
 from pyfdfs.protocol.metadata import decode_metadata, encode_metadata
 from pyfdfs.protocol.tracker_messages import FetchTarget, GroupStat, StorageStat
+from pyfdfs.storage_ids import StorageIds
 
 T = TypeVar("T")
 DownloadTarget = str | os.PathLike[str] | IO[bytes] | None
@@ -115,6 +116,7 @@ class AsyncFdfsClient:
             bind_address=bind_address)
         self.failover = TrackerFailover([(t.host, t.port) for t in config.tracker_server],
                                         cooldown=tracker_cooldown)
+        self._storage_ids: StorageIds | None = None
 
     @classmethod
     def for_trackers(cls, addresses: Sequence[str], **kwargs: Any) -> AsyncFdfsClient:
@@ -173,6 +175,27 @@ class AsyncFdfsClient:
     async def _fetch_target(self, group: str, filename: str) -> Address:
         target = await self.tracker_call(lambda t: t.query_fetch(group, filename))
         return target.ip, target.port
+
+    async def storage_ids(self) -> StorageIds:
+        """storage_ids.conf as this client knows it (config.md §5): the local file with
+        ``use_storage_id``; with ``load_fdfs_parameters_from_tracker`` the tracker's copy
+        when its parameters say ids are used; else empty. Loaded once."""
+        if self._storage_ids is None:
+            cfg = self.config
+            if cfg.use_storage_id and cfg.storage_ids_filename:
+                try:
+                    ids = StorageIds.load(cfg.storage_ids_filename)
+                except ConfigError as exc:
+                    raise FdfsError(str(exc)) from None
+            elif cfg.load_fdfs_parameters_from_tracker:
+                params = await self.tracker_call(lambda t: t.get_parameters())
+                use_ids = params.get("use_storage_id", "0").strip().lower() in ("1", "true")
+                ids = await self.tracker_call(lambda t: t.fetch_storage_ids()) if use_ids \
+                    else StorageIds()
+            else:
+                ids = StorageIds()
+            self._storage_ids = ids
+        return self._storage_ids
 
     # --- uploads -----------------------------------------------------------------
 
@@ -358,23 +381,26 @@ class AsyncFdfsClient:
 
     async def file_info(self, file_id: str, *, from_server: bool = True) -> RemoteFileInfo:
         """QUERY_FILE_INFO on a storage holding the file, completed from the name;
-        ``from_server=False`` decodes the name only (no network, no existence check)."""
+        ``from_server=False`` decodes the name only (no existence check; a server id in
+        the name is mapped through :meth:`storage_ids`, which may ask a tracker once)."""
         group, name = split_file_id(file_id)
         try:
             decoded = decode_file_name(name)
         except ProtocolError as exc:
             raise InvalidFileId(f"{file_id}: {exc}") from None
         source_id = int(decoded.source) if decoded.source_is_id else 0
+        # A server id in the name maps to an address through storage ids (file_id.md §2.1).
+        source_ip = (await self.storage_ids()).ip_of(decoded.source) if source_id \
+            else decoded.source
         if not from_server:
             return RemoteFileInfo(
-                file_id, decoded.size, decoded.timestamp, decoded.crc32,
-                "" if decoded.source_is_id else decoded.source, source_id,
+                file_id, decoded.size, decoded.timestamp, decoded.crc32, source_ip, source_id,
                 file_type_of(decoded), decoded.is_trunk, from_server=False)
         address = await self._fetch_target(group, name)
         async with self.storage(address) as storage:
             info = await storage.query_file_info(group, name)
         return RemoteFileInfo(file_id, info.file_size, info.create_timestamp, info.crc32,
-                              info.source_ip, source_id, file_type_of(decoded),
+                              info.source_ip or source_ip, source_id, file_type_of(decoded),
                               decoded.is_trunk)
 
     # --- cluster administration --------------------------------------------------

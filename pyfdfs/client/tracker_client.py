@@ -22,6 +22,7 @@ from pyfdfs.protocol.tracker_messages import (
     StoreTarget,
     StoreTargets,
 )
+from pyfdfs.storage_ids import StorageIds, fetch_storage_ids
 
 # Tracker answers are small (at most 512 groups or 32 storages), but leave headroom.
 MAX_TRACKER_RESPONSE = 1024 * 1024
@@ -96,6 +97,13 @@ class TrackerClient:
 
     async def get_parameters(self) -> dict[str, str]:
         return decode_parameters(await self._request(Command.STORAGE_PARAMETER_REQ))
+
+    async def fetch_storage_ids(self) -> StorageIds:
+        """The tracker's storage_ids.conf (empty when it does not use ids)."""
+        async def call(cmd: int, body: bytes) -> bytes:
+            return await self._request(Command(cmd), body)
+        with wire_errors("fetch_storage_ids"):
+            return await fetch_storage_ids(call)
 
     async def active_test(self) -> None:
         await self._request(Command.ACTIVE_TEST)

@@ -181,8 +181,7 @@ class FrameStream:
             await self._copy_file(fd, offset, count)
             return
         await self._flush_transport()
-        await loop.run_in_executor(None, _blocking_sendfile, sock.fileno(), fd, offset, count,
-                                   self.timeout)
+        await sendfile_on_thread(sock.fileno(), fd, offset, count, self.timeout)
 
     async def _flush_transport(self) -> None:
         transport = self.writer.transport
@@ -235,6 +234,35 @@ def check_response_header(header: Header, max_body: int, expect_body: int | None
         raise ProtocolError(f"response body of {header.pkg_len} bytes exceeds {max_body}")
     if expect_body is not None and header.pkg_len != expect_body:
         raise ProtocolError(f"response body of {header.pkg_len} bytes, expected {expect_body}")
+
+
+async def sendfile_on_thread(sock_fd: int, in_fd: int, offset: int, count: int,
+                             timeout: float) -> None:
+    """Run sendfile(2) for a socket owned by an event-loop transport on a worker thread.
+
+    The thread works on duplicates of both descriptors, made here on the loop thread: if
+    the awaiting task is cancelled (the peer left, the server stops) the transport closes
+    its descriptor while the thread may still be sending, and the number could be reused by
+    a new connection at once; the duplicates keep the thread on the original socket and
+    file until it ends (at the latest ``timeout`` seconds later)."""
+    out_dup = os.dup(sock_fd)
+    try:
+        in_dup = os.dup(in_fd)
+    except OSError:
+        os.close(out_dup)
+        raise
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, _sendfile_and_close, out_dup, in_dup, offset, count,
+                               timeout)
+
+
+def _sendfile_and_close(out_fd: int, in_fd: int, offset: int, count: int,
+                        timeout: float) -> None:
+    try:
+        _blocking_sendfile(out_fd, in_fd, offset, count, timeout)
+    finally:
+        os.close(out_fd)
+        os.close(in_fd)
 
 
 def _blocking_sendfile(out_fd: int, in_fd: int, offset: int, count: int,

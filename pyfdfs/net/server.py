@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from pyfdfs.net.frames import ConnectionClosed, FrameStream
-from pyfdfs.protocol.constants import Status
+from pyfdfs.protocol.constants import HEADER_SIZE, Status
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.header import Header
 
@@ -41,6 +42,35 @@ class Session(Protocol):
 
 
 S = TypeVar("S", bound=Session)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    """One answered (or aborted) request, as metrics and the access log see it.
+
+    ``head`` is the start of the request body when the observer asked for it
+    (``head_bytes``), ``response`` the answer's body (empty for streamed downloads)."""
+
+    cmd: int
+    status: int
+    seconds: float
+    bytes_in: int
+    bytes_out: int
+    peer_ip: str
+    head: bytes = b""
+    response: bytes = b""
+
+
+class RequestObserver(Protocol):
+    """Instrumentation hooks of a FrameServer (pyfdfs.observability implements them)."""
+
+    head_bytes: int  # how much of each request body to keep for on_request; 0 = none
+
+    def on_connection_open(self, peer_ip: str) -> None: ...
+
+    def on_connection_close(self, peer_ip: str) -> None: ...
+
+    def on_request(self, event: RequestEvent) -> None: ...
 
 BodyHandler = Callable[[Any, bytes], Awaitable[Response]]
 StreamHandler = Callable[[Any, Header], Awaitable[Response]]
@@ -75,7 +105,8 @@ class ServerLimits:
 class FrameServer(Generic[S]):
     def __init__(self, name: str, commands: Mapping[int, CommandSpec],
                  session_factory: Callable[[FrameStream], S], *, host: str, port: int,
-                 limits: ServerLimits, allows: Callable[[str], bool] = lambda ip: True) -> None:
+                 limits: ServerLimits, allows: Callable[[str], bool] = lambda ip: True,
+                 observer: RequestObserver | None = None) -> None:
         self.name = name
         self.commands = commands
         self.session_factory = session_factory
@@ -83,6 +114,7 @@ class FrameServer(Generic[S]):
         self.port = port
         self.limits = limits
         self.allows = allows
+        self.observer = observer
         self.connection_count = 0
         self.max_connection_count = 0
         self.total_connection_count = 0
@@ -124,6 +156,8 @@ class FrameServer(Generic[S]):
         self.total_connection_count += 1
         self.max_connection_count = max(self.max_connection_count, self.connection_count)
         session = self.session_factory(stream)
+        if self.observer is not None:
+            self.observer.on_connection_open(peer)
         try:
             await self._serve(session)
         except (ConnectionClosed, ConnectionError) as exc:
@@ -135,6 +169,8 @@ class FrameServer(Generic[S]):
         finally:
             self.connection_count -= 1
             self._tasks.discard(task)
+            if self.observer is not None:
+                self.observer.on_connection_close(peer)
             try:
                 await session.on_close()
             except Exception:
@@ -150,12 +186,41 @@ class FrameServer(Generic[S]):
                 return  # negative package length: close, as FastDFS does
             if header is None:
                 return
-            response = await self._dispatch(session, header)
-            if not response.silent:
-                await stream.send_response(response.status, response.body)
+            if self.observer is not None:
+                response = await self._observed(session, header)
+            else:
+                response = await self._dispatch(session, header)
+                if not response.silent:
+                    await stream.send_response(response.status, response.body)
             if response.close or (response.status == Status.EINVAL
                                   and self.limits.close_on_einval):
                 return
+
+    async def _observed(self, session: S, header: Header) -> Response:
+        """Dispatch and answer like ``_serve``, timing the request for the observer; a
+        request cut short by a broken connection is reported with status EIO."""
+        observer = self.observer
+        assert observer is not None
+        stream = session.stream
+        started = time.perf_counter()
+        # The header is already read: count it with this request.
+        received, sent = stream.received_bytes - HEADER_SIZE, stream.sent_bytes
+        if observer.head_bytes:
+            stream.record_head(observer.head_bytes)
+        status, body = int(Status.EIO), b""
+        try:
+            response = await self._dispatch(session, header)
+            status, body = response.status, response.body
+            if not response.silent:
+                await stream.send_response(response.status, response.body)
+            return response
+        finally:
+            head = bytes(stream.head or b"")
+            stream.head = None
+            observer.on_request(RequestEvent(
+                header.cmd, status, time.perf_counter() - started,
+                stream.received_bytes - received, stream.sent_bytes - sent, stream.peer_ip,
+                head, body))
 
     async def _dispatch(self, session: S, header: Header) -> Response:
         spec = self.commands.get(header.cmd)

@@ -9,9 +9,12 @@ import os
 import signal
 import sys
 
-from pyfdfs.config import ConfigError, StorageConfig, load_storage_config
+from pyfdfs.config import ConfigError, LogRotation, StorageConfig, load_storage_config
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
+from pyfdfs.observability import servers as observability
+from pyfdfs.observability.log_files import setup_error_log
+from pyfdfs.protocol.cluster_messages import StorageBrief
 from pyfdfs.storage.commands import COMMANDS
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.http_server import StorageHttpServer
@@ -22,15 +25,9 @@ from pyfdfs.storage.tracker_reporter import TrackerReporter
 log = logging.getLogger("pyfdfs.storage")
 
 
-def setup_logging(base_path: str, level: str = "info") -> None:
-    os.makedirs(os.path.join(base_path, "logs"), exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    for handler in (logging.StreamHandler(sys.stderr),
-                    logging.FileHandler(os.path.join(base_path, "logs", "storaged.log"))):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+def setup_logging(base_path: str, level: str = "info",
+                  rotation: LogRotation | None = None) -> None:
+    setup_error_log(base_path, "storaged.log", level, rotation)
 
 
 class StorageServer:
@@ -45,15 +42,21 @@ class StorageServer:
         limits = ServerLimits(max_connections=config.max_connections,
                               network_timeout=float(config.network_timeout),
                               max_body=config.buff_size, close_on_einval=True)
+        self.observability = observability.for_storage(self.ctx, lambda: self.sync.pushers)
         self.server: FrameServer[StorageSession] = FrameServer(
             "storage", COMMANDS, self._new_session, host=config.listen_addr,
-            port=config.port, limits=limits, allows=config.allow_hosts.allows)
+            port=config.port, limits=limits, allows=config.allow_hosts.allows,
+            observer=self.observability.observer)
         self.reporter = TrackerReporter(self.ctx, self.server)
         self.http = StorageHttpServer(self.ctx)  # off unless http.server_port is set
         self.sync = SyncSupervisor(self.ctx)
-        self.reporter.on_members = self.sync.update
+        self.reporter.on_members = self._members_changed
         self._stopped = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
+
+    async def _members_changed(self, members: tuple[StorageBrief, ...]) -> None:
+        self.ctx.group_members = members  # who may push replicated operations to us
+        await self.sync.update(members)
 
     def _new_session(self, stream: FrameStream) -> StorageSession:
         return StorageSession(stream, self.ctx)
@@ -61,6 +64,7 @@ class StorageServer:
     async def run(self) -> None:
         await self.server.start()
         await self.http.start()
+        await self.observability.start()
         self._write_pid()
         self.reporter.start()
         self._timers = [
@@ -101,6 +105,7 @@ class StorageServer:
         await self.sync.stop()
         await self.http.stop()
         await self.server.stop()
+        await self.observability.stop()
         self.ctx.close()
         with contextlib.suppress(OSError):
             os.unlink(self._pid_path)
@@ -140,7 +145,7 @@ def run_storage(config_path: str) -> int:
         return 2
     try:
         os.makedirs(config.base_path, exist_ok=True)
-        setup_logging(config.base_path, config.log_level)
+        setup_logging(config.base_path, config.log_level, config.error_log_rotation)
     except OSError as exc:
         print(f"pyfdfs storage: cannot use base_path: {exc}", file=sys.stderr)
         return 2

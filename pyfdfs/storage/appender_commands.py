@@ -100,12 +100,16 @@ async def modify_file(session: StorageSession, header: Header) -> Response:
 async def truncate_file(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
     request = TruncateRequest.decode(body)
-    name, _, path = _resolve_appender(ctx, request.filename)
+    name, store, path = _resolve_appender(ctx, request.filename)
     async with ctx.file_locks.hold(name.text):
         old_size = os.path.getsize(path)
         if old_size == request.new_size:
             ctx.stats.count("truncate", True)
             return Response()
+        if request.new_size > old_size:
+            # The zeros must fit like appended bytes: a size of 2^62 is ENOSPC rather than
+            # an EFBIG that drops the connection, and no huge sparse file appears.
+            ctx.check_space(store, request.new_size - old_size)
         # Growing fills with zeros, as ftruncate does (protocol.md §7.6).
         os.truncate(path, request.new_size)
         mtime = int(os.stat(path).st_mtime)

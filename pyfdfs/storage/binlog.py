@@ -94,6 +94,10 @@ class BinlogWriter:
         self._fd = self._open()
         self._size = os.fstat(self._fd).st_size
         self._listeners: list[Callable[[], None]] = []
+        # The record a previous run wrote last: receivers log a replicated op just before
+        # applying it, so after a kill in between it is the one record that may come
+        # again (see sync_commands._sync_create).
+        self.last_record_at_start = self._last_record()
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)
@@ -146,6 +150,24 @@ class BinlogWriter:
         keep = size - len(tail) + tail.rfind(b"\n") + 1
         log.warning("binlog %s ends with a torn record; cutting it at %d", path, keep)
         os.ftruncate(fd, keep)
+
+    def _last_record(self) -> BinlogRecord | None:
+        for index in (self.index, self.index - 1):
+            if index < 0:
+                break
+            try:
+                with open(os.path.join(self.sync_dir, binlog_file_name(index)), "rb") as fh:
+                    size = fh.seek(0, os.SEEK_END)
+                    fh.seek(max(0, size - 2 * (MAX_RECORD_LENGTH + 1)))
+                    lines = fh.read().splitlines()
+            except OSError:
+                lines = []
+            if lines:
+                try:
+                    return BinlogRecord.decode(lines[-1])
+                except ValueError:
+                    return None
+        return None
 
     @property
     def current_path(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from pyfdfs.net.server import OK, QUIT, CommandSpec, Response, body_command, stream_command
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.storage import (
@@ -12,6 +14,8 @@ from pyfdfs.storage import (
     upload_commands,
 )
 from pyfdfs.storage.session import StorageSession
+
+log = logging.getLogger("pyfdfs.storage")
 
 
 async def active_test(session: StorageSession, body: bytes) -> Response:
@@ -25,6 +29,24 @@ async def quit_connection(session: StorageSession, body: bytes) -> Response:
 async def create_link(session: StorageSession, body: bytes) -> Response:
     # Only used with FastDHT de-duplication, which pyfdfs does not offer (protocol.md §7.13).
     return Response(Status.EINVAL)
+
+
+def group_peers_only(spec: CommandSpec) -> CommandSpec:
+    """Replicated operations are taken only from current members of our group (by the
+    peer address, as the tracker's member list gives it); anyone else gets EACCES and the
+    connection is closed, since a streamed body is left unread."""
+    handler = spec.handler
+
+    async def checked(session: StorageSession, arg: object) -> Response:
+        peer = session.stream.peer_ip
+        if not session.ctx.is_group_peer(peer):
+            log.warning("refused %s from %s: not a member of group %s", handler.__name__,
+                        peer, session.ctx.group)
+            return Response(Status.EACCES, close=True)
+        return await handler(session, arg)
+
+    checked.__name__ = handler.__name__
+    return CommandSpec(checked, streaming=spec.streaming)
 
 
 COMMANDS: dict[int, CommandSpec] = {
@@ -44,5 +66,5 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.CREATE_LINK: body_command(create_link),
     Command.ACTIVE_TEST: body_command(active_test),
     Command.QUIT: body_command(quit_connection),
-    **sync_commands.SYNC_COMMANDS,
+    **{cmd: group_peers_only(spec) for cmd, spec in sync_commands.SYNC_COMMANDS.items()},
 }

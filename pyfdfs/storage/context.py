@@ -10,14 +10,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from pyfdfs.config import ReservedSpace, StorageConfig
+from pyfdfs.protocol.cluster_messages import StorageBrief
 from pyfdfs.protocol.constants import IPV4_ADDRESS_SIZE, Status, StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.storage.binlog import BinlogWriter
 from pyfdfs.storage.file_names import FileNamer
-from pyfdfs.storage.stats import DataInitFlag, StorageStats
+from pyfdfs.storage.stats import DataInitFlag, StorageStats, read_ini_pairs
 from pyfdfs.storage.store_paths import MB, StorePath, StorePaths
+from pyfdfs.storage_ids import StorageIds
 
 log = logging.getLogger("pyfdfs.storage")
+
+# The group's member list as last received from the leader tracker; the tracker reporter
+# writes it (``id = ip,port,status``) and a restarted storage starts from it.
+MEMBERS_FILE = "storage_servers.dat"
+# Members that may push replicated operations to us (storage_internals.md §4).
+_GONE_MEMBER_STATUSES = (StorageStatus.DELETED, StorageStatus.IP_CHANGED, StorageStatus.NONE)
 
 
 @dataclass(slots=True)
@@ -29,6 +37,7 @@ class TrackerParameters:
     store_path_mode: int = 0
     use_storage_id: bool = False
     id_type_in_filename: str = "ip"
+    trust_storage_server_id: bool = True
     response_ip_addr_size: int = IPV4_ADDRESS_SIZE
     store_slave_file_use_link: bool = False
     storage_ip_changed_auto_adjust: bool = True
@@ -49,6 +58,8 @@ class TrackerParameters:
             self.response_ip_addr_size = 46 if int(params["response_ip_addr_size"]) == 46 else 16
         self.use_storage_id = flag("use_storage_id", self.use_storage_id)
         self.id_type_in_filename = params.get("id_type_in_filename", self.id_type_in_filename)
+        self.trust_storage_server_id = flag("trust_storage_server_id",
+                                            self.trust_storage_server_id)
         self.store_slave_file_use_link = flag("store_slave_file_use_link",
                                               self.store_slave_file_use_link)
         self.storage_ip_changed_auto_adjust = flag("storage_ip_changed_auto_adjust",
@@ -101,14 +112,42 @@ class StorageContext:
         self.file_locks = FileLocks()
         self.status = StorageStatus.NONE
         self.sync_source_timestamps: dict[str, int] = {}
+        # Our server id (config.md §4.1 ``server_id``, else learnt from the tracker) and
+        # storage_ids.conf as fetched from the tracker (FETCH_STORAGE_IDS).
+        self.storage_id = config.server_id or ""
+        self.storage_ids = StorageIds()
+        self.group_members: tuple[StorageBrief, ...] = load_members(self.data_dir)
 
     @property
     def server_id(self) -> str:
         """Our id as the group knows it: the configured id with storage ids, else our IP
         (what REPORT_SERVER_ID sends and SYNC_SRC_REQ answers name)."""
-        if self.params.use_storage_id and self.config.server_id:
-            return self.config.server_id
+        if self.params.use_storage_id and self.storage_id:
+            return self.storage_id
         return self.my_ip
+
+    def refresh_name_source(self) -> None:
+        """New names carry our server id with ``id_type_in_filename = id``, else our IPv4
+        address (file_id.md §2.1)."""
+        params = self.params
+        if params.use_storage_id and params.id_type_in_filename == "id" \
+                and self.storage_id.isdigit():
+            self.namer.use_server_id(int(self.storage_id))
+        elif ":" not in self.my_ip:
+            self.namer.use_ip(self.my_ip)
+
+    def source_address(self, server_id: str) -> str:
+        """The address of the storage a server id in a file name stands for: its current
+        one from the member list, else the one in storage_ids.conf."""
+        for member in self.group_members:
+            if member.id == server_id:
+                return member.ip_addr
+        return self.storage_ids.ip_of(server_id)
+
+    def is_group_peer(self, ip: str) -> bool:
+        """Whether ``ip`` is the address of a current member of our group."""
+        return any(m.ip_addr == ip and m.status not in _GONE_MEMBER_STATUSES
+                   for m in self.group_members)
 
     def learn_my_ip(self, ip: str) -> None:
         """The source field of new names is our address as the tracker sees it
@@ -117,8 +156,7 @@ class StorageContext:
         if not ip or ip == self.my_ip:
             return
         self.my_ip = ip
-        if ":" not in ip:
-            self.namer.use_ip(ip)
+        self.refresh_name_source()
         self.init_flag.last_ip_addr = ip
         self.init_flag.save()
 
@@ -139,3 +177,14 @@ class StorageContext:
         self.binlog.close()
         self.stats.save()
         self.init_flag.save()
+
+
+def load_members(data_dir: str) -> tuple[StorageBrief, ...]:
+    """The member list saved by the last run, so that peers are recognised at once after a
+    restart (before the first change notification)."""
+    members = []
+    for member_id, value in read_ini_pairs(os.path.join(data_dir, MEMBERS_FILE)).items():
+        fields = value.split(",")
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].lstrip("-").isdigit():
+            members.append(StorageBrief(int(fields[2]), int(fields[1]), member_id, fields[0]))
+    return tuple(members)

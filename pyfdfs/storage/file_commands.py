@@ -135,6 +135,7 @@ async def _query_file_info(session: StorageSession, body: bytes, flags: int) -> 
             crc = 0
         else:
             crc = await asyncio.get_running_loop().run_in_executor(None, file_crc32, path)
-    source = "" if info.source_is_id else info.source
+    # A server id in the name stands for the storage's current address (file_id.md §2.1).
+    source = ctx.source_address(info.source) if info.source_is_id else info.source
     answer = FileInfo(st.st_size, int(st.st_mtime), crc, source)
     return Response(body=answer.encode(ctx.params.response_ip_addr_size))

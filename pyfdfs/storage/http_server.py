@@ -31,7 +31,7 @@ from pyfdfs.http.file_response import FileFacts, ResponsePlan, plan_file_respons
 from pyfdfs.http.mime import ContentTypes
 from pyfdfs.http.token import verify_token
 from pyfdfs.http.urls import FileUrl, UrlError, parse_file_path, request_target
-from pyfdfs.net.frames import _blocking_sendfile
+from pyfdfs.net.frames import sendfile_on_thread
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.http_peers import PeerFile, PeerFiles, TrackersUnreachable
@@ -160,8 +160,8 @@ class StorageHttpServer:
                            st: os.stat_result) -> web.StreamResponse:
         plan = self._plan(request, url, st.st_size, int(st.st_mtime))
         response = web.StreamResponse(status=plan.status, headers=plan.headers)
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             if plan.has_body:
                 await self._sendfile(request, response, fd, plan.offset, plan.length)
             await response.write_eof()
@@ -193,8 +193,8 @@ class StorageHttpServer:
         if sock is None:
             raise ConnectionResetError("no socket to sendfile to")
         await _flush(transport, float(self.config.network_timeout))
-        await loop.run_in_executor(None, _blocking_sendfile, sock.fileno(), fd, offset, count,
-                                   float(self.config.network_timeout))
+        await sendfile_on_thread(sock.fileno(), fd, offset, count,
+                                 float(self.config.network_timeout))
 
     # --- files that are not here ---------------------------------------------------
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import zlib
 
 from pyfdfs.net.frames import FrameStream
+from pyfdfs.protocol.constants import Status
+from pyfdfs.protocol.errors import ProtocolError
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class IncomingFile:
@@ -42,9 +47,22 @@ class IncomingFile:
             self._unsynced = 0
 
     async def receive(self, stream: FrameStream, length: int) -> None:
+        """Write ``length`` bytes from the stream. A disk that fills up mid-transfer ends
+        in ENOSPC after the rest of the body is read and dropped, so the client still
+        gets an answer; the caller discards the temp file."""
         loop = asyncio.get_running_loop()
+        full: OSError | None = None
         async for chunk in stream.iter_body(length):
-            await loop.run_in_executor(None, self._write_chunk, chunk)
+            if full is not None:
+                continue
+            try:
+                await loop.run_in_executor(None, self._write_chunk, chunk)
+            except OSError as exc:
+                if exc.errno not in _DISK_FULL:
+                    raise
+                full = exc
+        if full is not None:
+            raise ProtocolError(f"disk full while writing {self.path}: {full}", Status.ENOSPC)
 
     async def finish(self) -> os.stat_result:
         """Flush and close; returns the stat whose mtime names the file (file_id.md §2.2)."""

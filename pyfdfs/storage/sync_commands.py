@@ -24,7 +24,7 @@ from pyfdfs.protocol.storage_messages import (
     SyncTruncateRequest,
     SyncTwoNamesRequest,
 )
-from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.binlog import BinlogOp, BinlogRecord
 from pyfdfs.storage.incoming import IncomingFile, write_at
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.store_paths import SYNC_TEMP_PREFIX
@@ -34,7 +34,15 @@ log = logging.getLogger("pyfdfs.storage.sync")
 
 def _applied(session: StorageSession, timestamp: int, op: BinlogOp, name: str,
              extra: str = "") -> None:
-    session.ctx.binlog.write(timestamp, op.replica(), name, extra)
+    binlog = session.ctx.binlog
+    record = BinlogRecord(timestamp, op.replica(), name, extra)
+    if record != binlog.last_record_at_start:
+        binlog.append(record)
+    else:
+        # Logged by the previous run, which was killed before it could apply the op
+        # (creates and deletes log first) and so before acknowledging it: this is the
+        # sender's replay, and the record must stay single.
+        binlog.last_record_at_start = None
     _caught_up(session, timestamp)
 
 
@@ -110,13 +118,20 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
         _set_mtime(incoming.path, request.timestamp)
         if os.path.isdir(path):
             raise ProtocolError(f"{name} is a directory", Status.EISDIR)
+        # Record first, then publish the file, with no await in between. A SIGKILL in
+        # the gap leaves the record as the binlog's last line without the file; the
+        # sender's replay (its cursor has not moved) applies the op again and _applied
+        # recognises the record. The other order would leave the file without a
+        # record, the replay would only get EEXIST above, and the record would be lost
+        # for good: a later full sync from this storage (§4.2 pushes c records) would
+        # skip the file.
+        _applied(session, request.timestamp, op, name.text)
         os.replace(incoming.path, path)
     except BaseException:
         incoming.discard()
         raise
     ctx.stats.add("total_sync_in_bytes", request.file_size)
     ctx.stats.add("success_sync_in_bytes", request.file_size)
-    _applied(session, request.timestamp, op, name.text)
     return Response()
 
 
@@ -127,8 +142,9 @@ async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
     name, _, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
     if not os.path.lexists(path) or os.path.isdir(path):
         return Response(Status.ENOENT)
-    os.unlink(path)
+    # Logged before the unlink for the same reason as creates (see _sync_create).
     _applied(session, request.timestamp, BinlogOp.DELETE, name.text)
+    os.unlink(path)
     return Response()
 
 

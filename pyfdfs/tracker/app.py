@@ -11,11 +11,16 @@ import sys
 import time
 from collections.abc import Callable
 
-from pyfdfs.config import ConfigError, TrackerConfig, load_tracker_config
+from pyfdfs.config import ConfigError, LogRotation, TrackerConfig, load_tracker_config
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
+from pyfdfs.observability import servers as observability
+from pyfdfs.observability.log_files import setup_error_log
+from pyfdfs.protocol.constants import HEADER_SIZE, TRACKER_MAX_PACKAGE_SIZE
+from pyfdfs.storage_ids import StorageIds
 from pyfdfs.tracker.commands import COMMANDS
 from pyfdfs.tracker.context import TrackerContext, TrackerSession
+from pyfdfs.tracker.dashboard import Dashboard
 from pyfdfs.tracker.http_server import TrackerHttpServer
 from pyfdfs.tracker.persistence import TrackerStatusFile, TrackerStore
 from pyfdfs.tracker.relationship import TrackerRelationship
@@ -30,15 +35,9 @@ STATUS_FILE_INTERVAL = 300
 HOUSEKEEPING_INTERVAL = 1.0
 
 
-def setup_logging(base_path: str, level: str = "info") -> None:
-    os.makedirs(os.path.join(base_path, "logs"), exist_ok=True)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s")
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    for handler in (logging.StreamHandler(sys.stderr),
-                    logging.FileHandler(os.path.join(base_path, "logs", "trackerd.log"))):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+def setup_logging(base_path: str, level: str = "info",
+                  rotation: LogRotation | None = None) -> None:
+    setup_error_log(base_path, "trackerd.log", level, rotation)
 
 
 def open_context(config: TrackerConfig) -> TrackerContext:
@@ -52,13 +51,21 @@ def open_context(config: TrackerConfig) -> TrackerContext:
     now = int(time.time())
     previous = store.load_status_file()
     restart_interval = now - previous.last_check_time if previous.last_check_time else 0
+    storage_ids = StorageIds.load(config.storage_ids_filename) if config.use_storage_id \
+        else StorageIds()
     ctx = TrackerContext(config, state, store, start_time=now,
-                         restart_interval=max(restart_interval, 0))
+                         restart_interval=max(restart_interval, 0), storage_ids=storage_ids)
     ctx.need_sys_files = needs_sys_files(has_groups=bool(state.groups), previous=previous,
                                          now=now)
     if config.bind_addr:
         ctx.peers.own_address = f"{config.bind_addr}:{config.port}"
     return ctx
+
+
+def tracker_max_body(config: TrackerConfig) -> int:
+    """The largest request body: the whole package (header included) must fit in
+    ``max_buff_size`` (protocol.md §1); never below the 8 KiB packages trackers exchange."""
+    return max(config.max_request_size, TRACKER_MAX_PACKAGE_SIZE) - HEADER_SIZE
 
 
 class TrackerServer:
@@ -69,11 +76,14 @@ class TrackerServer:
         self.ctx = open_context(config)
         limits = ServerLimits(max_connections=config.max_connections,
                               network_timeout=float(config.network_timeout),
-                              max_body=max(config.max_request_size, 64 * 1024))
+                              max_body=tracker_max_body(config))
+        self.observability = observability.for_tracker(self.ctx)
         self.server: FrameServer[TrackerSession] = FrameServer(
             "tracker", COMMANDS, self._new_session, host=config.listen_addr, port=config.port,
-            limits=limits, allows=config.allow_hosts.allows)
+            limits=limits, allows=config.allow_hosts.allows,
+            observer=self.observability.observer)
         self.http = TrackerHttpServer(self.ctx)  # off unless http.server_port is set
+        self.http.dashboard = Dashboard(self.ctx, self.observability.metrics)
         self._stopped = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
 
@@ -86,6 +96,7 @@ class TrackerServer:
     async def run(self) -> None:
         await self.server.start()
         await self.http.start()
+        await self.observability.start()
         self._write_pid()
         self._save_status_file()
         self._timers = [
@@ -127,6 +138,7 @@ class TrackerServer:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
         await self.http.stop()
+        await self.observability.stop()
         await self.server.stop()
         try:
             self.ctx.store.save(self.ctx.state)
@@ -171,13 +183,16 @@ def run_tracker(config_path: str) -> int:
         return 2
     try:
         os.makedirs(os.path.join(config.base_path, "data"), exist_ok=True)
-        setup_logging(config.base_path, config.log_level)
+        setup_logging(config.base_path, config.log_level, config.error_log_rotation)
     except OSError as exc:
         print(f"pyfdfs tracker: cannot prepare {config.base_path}: {exc}", file=sys.stderr)
         return 2
     _install_event_loop_policy()
     try:
         asyncio.run(_serve(config))
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     except OSError as exc:
         log.error("tracker failed: %s", exc)
         return 1

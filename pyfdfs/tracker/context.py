@@ -11,8 +11,9 @@ from pyfdfs.config import TrackerConfig
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import Response
 from pyfdfs.protocol.cluster_messages import TrackerStatus
-from pyfdfs.protocol.constants import PROTOCOL_VERSION, Status
+from pyfdfs.protocol.constants import IPV6_ADDRESS_SIZE, PROTOCOL_VERSION, Status
 from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.storage_ids import StorageIds
 from pyfdfs.tracker.election import TrackerPeers, own_status
 from pyfdfs.tracker.persistence import TrackerStore
 from pyfdfs.tracker.selection import SelectionPolicy, effective_store_server
@@ -25,9 +26,13 @@ class TrackerContext:
     """The state shared by all connections of one tracker process."""
 
     def __init__(self, config: TrackerConfig, state: ClusterState, store: TrackerStore, *,
-                 start_time: int | None = None, restart_interval: int = 0) -> None:
+                 start_time: int | None = None, restart_interval: int = 0,
+                 storage_ids: StorageIds | None = None) -> None:
         self.config = config
         self.state = state
+        # storage_ids.conf, loaded at start-up: editing it needs a tracker restart (§6).
+        self.storage_ids = storage_ids if storage_ids is not None else StorageIds()
+        apply_rw_modes(state, self.storage_ids)
         self.store = store
         self.policy = SelectionPolicy.from_config(config)
         self.peers = TrackerPeers()
@@ -47,7 +52,15 @@ class TrackerContext:
 
     @property
     def ip_size(self) -> int:
-        return self.config.response_ip_addr_size
+        # "auto" means 16 unless the ids name an IPv6 storage (protocol.md §3).
+        cfg = self.config
+        if cfg.response_ip_addr_size_auto and cfg.use_storage_id and self.storage_ids.has_ipv6:
+            return IPV6_ADDRESS_SIZE
+        return cfg.response_ip_addr_size
+
+    @property
+    def use_storage_id(self) -> bool:
+        return self.config.use_storage_id
 
     @property
     def sync_use_min(self) -> bool:
@@ -64,6 +77,7 @@ class TrackerContext:
     def reload_state(self) -> None:
         """Replace the in-memory model by what the sys files now say (after a copy)."""
         self.state = self.store.load()
+        apply_rw_modes(self.state, self.storage_ids)
 
     def save(self) -> None:
         """Persist now (on status changes: the C tracker saves under its lock too)."""
@@ -71,6 +85,15 @@ class TrackerContext:
             self.store.save_if_changed(self.state)
         except OSError:
             log.exception("cannot save tracker state to %s", self.store.data_dir)
+
+
+def apply_rw_modes(state: ClusterState, storage_ids: StorageIds) -> None:
+    """``rw=`` of storage_ids.conf decides which lists a storage may join (config.md §6)."""
+    for group in state.groups.values():
+        for server in group.storages.values():
+            entry = storage_ids.by_id(server.id)
+            if entry is not None:
+                server.rw_mode = entry.rw_mode
 
 
 class TrackerSession:

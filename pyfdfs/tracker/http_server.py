@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -20,6 +21,9 @@ from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.tracker.context import TrackerContext
 from pyfdfs.tracker.selection import choose_fetch_server
 from pyfdfs.tracker.state import Group
+
+if TYPE_CHECKING:
+    from pyfdfs.tracker.dashboard import Dashboard
 
 log = logging.getLogger("pyfdfs.tracker.http")
 
@@ -37,6 +41,7 @@ class TrackerHttpServer:
     def __init__(self, ctx: TrackerContext) -> None:
         self.ctx = ctx
         self.port = ctx.config.http_server_port
+        self.dashboard: Dashboard | None = None  # status page, /status.json, /metrics
         self._runner: web.ServerRunner | None = None
 
     async def start(self) -> None:
@@ -60,6 +65,8 @@ class TrackerHttpServer:
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method not in ALLOWED_METHODS:
             return text_response(405, "method not allowed", Allow=", ".join(ALLOWED_METHODS))
+        if self.dashboard is not None and self.dashboard.serves(request.path):
+            return await self.dashboard.handle(request)
         path, query = request_target(request.raw_path)
         try:
             url = parse_file_path(path)

@@ -28,6 +28,8 @@ async def tracker_get_status(session: TrackerSession, body: bytes) -> Response:
 
 async def sys_files_start(session: TrackerSession, body: bytes) -> Response:
     ctx = session.ctx
+    if body:
+        raise ProtocolError("get sys files start takes an empty body")
     if not ctx.state.groups:
         return Response(Status.ENOENT)
     if ctx.sys_files_owner is not None and ctx.sys_files_owner is not session:
@@ -39,6 +41,8 @@ async def sys_files_start(session: TrackerSession, body: bytes) -> Response:
 
 
 async def sys_files_end(session: TrackerSession, body: bytes) -> Response:
+    if body:
+        raise ProtocolError("get sys files end takes an empty body")
     if session.ctx.sys_files_owner is session:
         session.ctx.sys_files_owner = None
     return OK
@@ -110,6 +114,8 @@ async def commit_next_leader(session: TrackerSession, body: bytes) -> Response:
 
 
 async def notify_reselect_leader(session: TrackerSession, body: bytes) -> Response:
+    if body:  # garbage must not make the leader step down
+        raise ProtocolError("notify reselect leader takes an empty body")
     peers = session.ctx.peers
     if not peers.is_leader:
         return Response(Status.EOPNOTSUPP)

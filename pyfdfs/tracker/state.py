@@ -242,6 +242,8 @@ class ClusterState:
             group.store_path_count = info.store_path_count
         if not group.subdir_count_per_path:
             group.subdir_count_per_path = info.subdir_count_per_path
+        if (server.ip_addr, server.port) != (info.ip_addr, info.port):
+            group.changed()  # peers must learn the new address from the member list
         server.ip_addr = info.ip_addr
         server.port = info.port
         server.store_path_count = info.store_path_count

@@ -60,12 +60,33 @@ def change_notification(session: TrackerSession, server: StorageServer) -> bytes
 # --- joining and liveness ------------------------------------------------------------
 
 def _storage_identity(session: TrackerSession, request: JoinRequest) -> str:
-    if session.ctx.config.use_storage_id:
-        # storage_ids.conf lookup is not implemented: trust the id the storage reports.
-        if not request.storage_id:
-            raise fail(Status.ENOENT, "storage sent no server id")
-        return request.storage_id
-    return session.stream.peer_ip
+    """The id the group knows this storage by (protocol.md §8.2, config.md §3.3).
+
+    With storage ids and ``trust_storage_server_id`` the reported id is taken if
+    storage_ids.conf has it for this group, whatever address the storage now connects from
+    (so a storage whose IP changed keeps its identity and its files); otherwise the id is
+    looked up by the peer address and port."""
+    ctx = session.ctx
+    if not ctx.config.use_storage_id:
+        return session.stream.peer_ip
+    ids = ctx.storage_ids
+    peer = session.stream.peer_ip
+    if ctx.config.trust_storage_server_id and request.storage_id:
+        entry = ids.by_id(request.storage_id)
+        if entry is None:
+            raise fail(Status.ENOENT, f"server id {request.storage_id} is not in storage_ids")
+        if not entry.matches(peer, request.storage_port):
+            log.info("storage %s joins from %s:%d, not its configured %s:%d", entry.id,
+                     peer, request.storage_port, entry.ip, entry.port)
+    else:
+        found = ids.find(peer, request.storage_port)
+        if found is None:
+            raise fail(Status.ENOENT, f"no server id for {peer}:{request.storage_port}")
+        entry = found
+    if entry.group != request.group:
+        raise fail(Status.EINVAL, f"server id {entry.id} belongs to group {entry.group}, "
+                   f"not {request.group}")
+    return entry.id
 
 
 def _register_trackers(ctx: TrackerContext, request: JoinRequest, local_ip: str) -> None:
@@ -129,6 +150,10 @@ async def storage_join(session: TrackerSession, body: bytes) -> Response:
     was_known = ctx.state.groups.get(info.group_name) is not None and \
         ctx.state.groups[info.group_name].find(info.storage_id) is not None
     server = ctx.state.join(info, now=int(time.time()))
+    entry = ctx.storage_ids.by_id(server.id) if ctx.config.use_storage_id else None
+    if entry is not None and server.rw_mode != entry.rw_mode:
+        server.rw_mode = entry.rw_mode
+        ctx.state.groups[server.group_name].changed()
     if server.status == StorageStatus.INIT:
         # A fresh storage has nothing to replay from older changelog lines (§8.2).
         server.changelog_offset = ctx.store.changelog_size()

@@ -95,7 +95,7 @@ def tracker_parameters(ctx: TrackerContext) -> dict[str, str]:
         "use_storage_id": flag(cfg.use_storage_id),
         "id_type_in_filename": cfg.id_type_in_filename,
         "trust_storage_server_id": flag(cfg.trust_storage_server_id),
-        "response_ip_addr_size": str(cfg.response_ip_addr_size),
+        "response_ip_addr_size": str(ctx.ip_size),
         "storage_ip_changed_auto_adjust": flag(cfg.storage_ip_changed_auto_adjust),
         "storage_sync_file_max_delay": str(cfg.storage_sync_file_max_delay),
         "store_path": str(cfg.store_path),
@@ -128,8 +128,15 @@ async def parameter_request(session: TrackerSession, body: bytes) -> Response:
 
 
 async def get_my_ip(session: TrackerSession, body: bytes) -> Response:
-    GetMyIpRequest.decode(body)
-    return Response(body=session.stream.peer_ip.encode())
+    """With ids: the configured address(es) of the asking storage's entry (protocol.md
+    §8.15); otherwise, or when no entry matches, the peer address."""
+    request = GetMyIpRequest.decode(body)
+    peer = session.stream.peer_ip
+    if session.ctx.config.use_storage_id:
+        entry = session.ctx.storage_ids.find(peer, request.port, request.group or None)
+        if entry is not None:
+            return Response(body=",".join(entry.addresses).encode())
+    return Response(body=peer.encode())
 
 
 def _address_lookup(session: TrackerSession, body: bytes) -> tuple[str, str, int]:
@@ -143,45 +150,77 @@ def _address_lookup(session: TrackerSession, body: bytes) -> tuple[str, str, int
     return request.group, address, 0
 
 
+def _find_storage(ctx: TrackerContext, group_name: str, ip: str,
+                  port: int) -> StorageServer | None:
+    """A member by address: through its storage_ids entry when ids are used, else (or for
+    a trusted id now joining from another address) by the address it joined from."""
+    group = ctx.state.groups.get(group_name)
+    if group is None:
+        return None
+    if ctx.config.use_storage_id:
+        entry = ctx.storage_ids.find(ip, port, group_name)
+        server = group.find(entry.id) if entry is not None else None
+        if server is not None:
+            return server
+    return group.find_by_address(ip, port)
+
+
 async def get_storage_status(session: TrackerSession, body: bytes) -> Response:
     group_name, ip, port = _address_lookup(session, body)
-    server = session.ctx.state.group(group_name).find_by_address(ip, port)
+    server = _find_storage(session.ctx, group_name, ip, port)
     if server is None:
         return Response(Status.ENOENT)
     return Response(body=storage_brief(server).encode())
 
 
 async def get_server_id(session: TrackerSession, body: bytes) -> Response:
+    ctx = session.ctx
     group_name, ip, port = _address_lookup(session, body)
-    if not session.ctx.config.use_storage_id:
+    if not ctx.config.use_storage_id:
         return Response(body=ip.encode())
-    group = session.ctx.state.groups.get(group_name)
-    server = group.find_by_address(ip, port) if group else None
+    entry = ctx.storage_ids.find(ip, port, group_name)
+    if entry is not None:
+        return Response(body=entry.id.encode())
+    server = _find_storage(ctx, group_name, ip, port)
     if server is None:
         return Response(Status.ENOENT)
     return Response(body=server.id.encode())
 
 
 async def fetch_storage_ids(session: TrackerSession, body: bytes) -> Response:
+    """storage_ids.conf in pages that fit the C reader's buffer (protocol.md §8.18)."""
     if len(body) not in (4, 5):
         raise fail(Status.EINVAL, "fetch storage ids takes 4 or 5 bytes")
-    if int.from_bytes(body[:4], "big", signed=True) < 0:
-        raise fail(Status.EINVAL, "negative start index")
+    start = int.from_bytes(body[:4], "big", signed=True)
     allow_empty = len(body) == 5 and body[4] != 0
-    if not session.ctx.config.use_storage_id and allow_empty:
-        return Response(body=pack_i32(0) + pack_i32(0))
-    # storage_ids.conf is not served yet.
-    return Response(Status.EOPNOTSUPP)
+    ctx = session.ctx
+    if not ctx.config.use_storage_id:
+        if allow_empty:
+            return Response(body=pack_i32(0) + pack_i32(0))
+        return Response(Status.EOPNOTSUPP)
+    lines = ctx.storage_ids.lines()
+    if start < 0 or start > len(lines) or (start == len(lines) and lines):
+        raise fail(Status.EINVAL, f"start index {start} out of range 0..{len(lines) - 1}")
+    page: list[bytes] = []
+    size = 8
+    for line in lines[start:]:
+        data = (line + "\n").encode()
+        if page and size + len(data) > TRACKER_MAX_PACKAGE_SIZE:
+            break
+        page.append(data)
+        size += len(data)
+    return Response(body=pack_i32(len(lines)) + pack_i32(len(page)) + b"".join(page))
 
 
 async def get_group_name(session: TrackerSession, body: bytes) -> Response:
     if len(body) < 4:
         raise fail(Status.EINVAL, "get group name needs a port")
-    if not session.ctx.config.use_storage_id:
+    ctx = session.ctx
+    if not ctx.config.use_storage_id:
         return Response(Status.EOPNOTSUPP)
-    text = body[:-4].decode(errors="replace") or session.stream.peer_ip
+    ip = body[:-4].decode(errors="replace").strip("\0 ") or session.stream.peer_ip
     port = int.from_bytes(body[-4:], "big", signed=True)
-    for group in session.ctx.state.sorted_groups():
-        if group.find_by_address(text, port) is not None:
-            return Response(body=pack_fixed(group.name, GROUP_NAME_MAX_LEN))
-    return Response(Status.ENOENT)
+    entry = ctx.storage_ids.find(ip, port)
+    if entry is None:
+        return Response(Status.ENOENT)
+    return Response(body=pack_fixed(entry.group, GROUP_NAME_MAX_LEN))

@@ -247,3 +247,12 @@ def test_batches_and_skip_to_until(tmp_path: Path) -> None:
     assert tail[0][0] is None  # the unparsable line, reported as such
     assert [r.op for r, _ in read_batch(str(tmp_path), tail[0][1], 10) if r] == ["D"]
     writer.close()
+
+
+def test_idle_pusher_connection_is_replaced_after_an_hour() -> None:
+    from pyfdfs.storage.sync.pusher import IDLE_RECONNECT_SECONDS, idle_too_long
+
+    assert IDLE_RECONNECT_SECONDS == 3600
+    assert not idle_too_long(1000.0, 1000.0 + 3599)
+    assert idle_too_long(1000.0, 1000.0 + 3600)
+    assert idle_too_long(0.0, 5.0, limit=5)

@@ -40,6 +40,9 @@ from pyfdfs.storage.sync.tracker_requests import ask_sync_source, report_peer_st
 log = logging.getLogger("pyfdfs.storage.sync")
 
 BATCH_RECORDS = 256
+# Like the C sync thread, a connection that carried no record for an hour is replaced by
+# a fresh one, so a half-dead peer socket (NAT/firewall state lost) cannot linger.
+IDLE_RECONNECT_SECONDS = 3600.0
 MAX_BACKOFF = 5.0
 GONE = frozenset({StorageStatus.DELETED, StorageStatus.IP_CHANGED, StorageStatus.NONE})
 # §5.3 / C sync thread: nothing is sent to a destination in these states.
@@ -212,7 +215,7 @@ class SyncPusher:
     async def _push_loop(self, conn: PeerConnection, mark: SyncMark) -> None:
         cfg = self.ctx.config
         idle_wait = max(cfg.sync_wait_msec, 1) / 1000
-        last_traffic = time.monotonic()
+        last_traffic = last_push = time.monotonic()
         while not self._done and self.peer.status in _PUSHING \
                 and in_sync_window(cfg.sync_start_time, cfg.sync_end_time):
             self._appended.clear()
@@ -225,6 +228,10 @@ class SyncPusher:
                         await self._announce(StorageStatus.OFFLINE)
                         return
                 await self._save_mark_async()
+                if idle_too_long(last_push, time.monotonic()):
+                    log.info("sync to %s idle for %.0fs: reconnecting", self.peer.id,
+                             IDLE_RECONNECT_SECONDS)
+                    return
                 if time.monotonic() - last_traffic >= cfg.heart_beat_interval:
                     await conn.active_test()
                     last_traffic = time.monotonic()
@@ -235,7 +242,7 @@ class SyncPusher:
                 if self._done or self.peer.status not in _PUSHING:
                     return
                 if await self._push_record(conn, mark, record):
-                    last_traffic = time.monotonic()
+                    last_traffic = last_push = time.monotonic()
                 switched = after.index != mark.binlog_index
                 mark.position = after
                 if switched:
@@ -330,6 +337,13 @@ class SyncPusher:
             self._saved_counts = counts
         except OSError as exc:
             log.error("cannot write mark file %s: %s", self.mark_path, exc)
+
+
+def idle_too_long(last_push: float, now: float,
+                  limit: float | None = None) -> bool:
+    """Whether a pusher connection has carried no record for ``limit`` seconds
+    (IDLE_RECONNECT_SECONDS by default, read at call time so tests can lower it)."""
+    return now - last_push >= (IDLE_RECONNECT_SECONDS if limit is None else limit)
 
 
 def read_batch(sync_dir: str, position: BinlogPosition, limit: int

@@ -14,12 +14,14 @@ import logging
 from pyfdfs.config import HostPort, StorageConfig
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
 from pyfdfs.protocol.cluster_messages import (
+    GroupStorageAddressRequest,
     ReportStatusRequest,
     StorageBrief,
     SyncReqBody,
     SyncSrcRequest,
+    TrackerStatus,
 )
-from pyfdfs.protocol.constants import Command
+from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.protocol.errors import ProtocolError
 
 log = logging.getLogger("pyfdfs.storage.sync")
@@ -27,7 +29,8 @@ log = logging.getLogger("pyfdfs.storage.sync")
 _FAILURES = (OSError, ConnectionClosed, ProtocolError, ResponseError, TimeoutError)
 
 
-async def _call(config: StorageConfig, tracker: HostPort, cmd: int, body: bytes) -> bytes:
+async def _call(config: StorageConfig, tracker: HostPort, cmd: int, body: bytes,
+                max_answer: int = SyncReqBody.SIZE) -> bytes:
     bind = config.outgoing_bind_addr
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(tracker.host, tracker.port,
@@ -36,7 +39,7 @@ async def _call(config: StorageConfig, tracker: HostPort, cmd: int, body: bytes)
     stream = FrameStream(reader, writer, float(config.network_timeout))
     try:
         await stream.send_request(cmd, body)
-        answer = await stream.read_response(SyncReqBody.SIZE)
+        answer = await stream.read_response(max_answer)
         with contextlib.suppress(*_FAILURES):
             await stream.send_request(Command.QUIT)
         return answer
@@ -73,3 +76,42 @@ async def report_peer_status(config: StorageConfig, trackers: list[HostPort], gr
             log.warning("reporting %s as status %d to tracker %s failed: %s", peer.id,
                         peer.status, tracker, exc)
     return accepted
+
+
+async def max_status(config: StorageConfig, trackers: list[HostPort], group: str,
+                     address: str) -> int | None:
+    """The highest status any tracker has for the storage at ``address`` (GET_STATUS, 71;
+    §6 last paragraph); None when no tracker knows it or none answered."""
+    request = GroupStorageAddressRequest(group, address).encode()
+    best: int | None = None
+    for tracker in trackers:
+        try:
+            body = await _call(config, tracker, Command.STORAGE_GET_STATUS, request,
+                               StorageBrief.SIZE)
+        except _FAILURES as exc:
+            log.info("status query to tracker %s failed: %s", tracker, exc)
+            continue
+        status = StorageBrief.decode(body).status
+        best = status if best is None else max(best, status)
+    return best
+
+
+async def notify_reselect_leader(config: StorageConfig, tracker: HostPort) -> None:
+    """NOTIFY_RESELECT_LEADER (68) to a tracker claiming leadership beside another one
+    (protocol.md §9 item 5); EOPNOTSUPP means it already stepped down."""
+    try:
+        await _call(config, tracker, Command.TRACKER_NOTIFY_RESELECT_LEADER, b"")
+    except ResponseError as exc:
+        if exc.status != Status.EOPNOTSUPP:
+            log.warning("reselect request to tracker %s failed: %s", tracker, exc)
+    except _FAILURES as exc:
+        log.warning("reselect request to tracker %s failed: %s", tracker, exc)
+
+
+async def claims_leadership(config: StorageConfig, tracker: HostPort) -> bool:
+    """TRACKER_GET_STATUS (64): whether the tracker says it leads right now."""
+    try:
+        body = await _call(config, tracker, Command.TRACKER_GET_STATUS, b"", 64)
+    except _FAILURES:
+        return False
+    return TrackerStatus.decode(body).is_leader

@@ -1,0 +1,102 @@
+"""/metrics of real tracker and storage processes while files move (two storages of one
+group, so each has a sync peer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from scrape import label_values, scrape, value
+
+from pyfdfs.client.blocking import FdfsClient
+from pyfdfs.config import load_client_config
+from pyfdfs.testing import LocalCluster, StorageSpec, free_port, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_counters_move_and_sync_gauges_appear(cluster_factory: Callable[..., LocalCluster]
+                                              ) -> None:
+    ports = {ip: free_port(ip) for ip in ("127.0.0.1", "127.0.0.2", "127.0.0.3")}
+    cluster = cluster_factory(
+        storages=[StorageSpec("group1", ip="127.0.0.2",
+                              conf={"metrics.server_port": str(ports["127.0.0.2"])}),
+                  StorageSpec("group1", ip="127.0.0.3",
+                              conf={"metrics.server_port": str(ports["127.0.0.3"])})],
+        tracker_conf={"metrics.server_port": str(ports["127.0.0.1"])})
+    a, b = ("127.0.0.2", ports["127.0.0.2"]), ("127.0.0.3", ports["127.0.0.3"])
+    before = scrape(*a)
+    assert value(before, "pyfdfs_store_path_total_bytes", path_index="0") > 0
+    assert value(before, "pyfdfs_store_path_free_bytes", path_index="0") > 0
+
+    payload = b"metrics " * 4096
+    with FdfsClient(load_client_config(cluster.client_conf_path)) as client:
+        # Upload straight to A (its store path) so the bytes land on one known storage.
+        file_ids = [client.upload(payload, "bin", group="group1") for _ in range(3)]
+        for file_id in file_ids:
+            assert client.download(file_id) == payload
+    samples = {addr: scrape(*addr) for addr in (a, b)}
+    uploads = sum(value(s, "pyfdfs_requests_total", server="storage", command="upload_file",
+                        status="OK") for s in samples.values())
+    downloads = sum(value(s, "pyfdfs_requests_total", command="download_file", status="OK")
+                    for s in samples.values())
+    assert uploads == 3 and downloads == 3
+    received = sum(value(s, "pyfdfs_received_bytes_total", command="upload_file")
+                   for s in samples.values())
+    sent = sum(value(s, "pyfdfs_sent_bytes_total", command="download_file")
+               for s in samples.values())
+    assert received >= 3 * len(payload) and sent >= 3 * len(payload)
+    assert sum(value(s, "pyfdfs_request_duration_seconds_count", command="upload_file")
+               for s in samples.values()) == 3
+    for addr in (a, b):
+        assert value(samples[addr], "pyfdfs_connections_opened_total") >= 1
+
+    # Every storage pushes to its one peer: lag and backlog gauges per peer, and the
+    # backlog drains to zero once replication caught up.
+    def caught_up() -> bool:
+        for (host, port), peer in ((a, "127.0.0.3"), (b, "127.0.0.2")):
+            s = scrape(host, port)
+            if label_values(s, "pyfdfs_sync_backlog_bytes", "peer") != {peer}:
+                return False
+            if value(s, "pyfdfs_sync_backlog_bytes", peer=peer) != 0:
+                return False
+            if value(s, "pyfdfs_sync_lag_seconds", peer=peer) != 0:
+                return False
+        return True
+    wait_until(caught_up, 30, "sync gauges did not appear or the backlog did not drain")
+
+    # An error is counted by status.
+    with FdfsClient(load_client_config(cluster.client_conf_path)) as client, \
+            pytest.raises(Exception):  # noqa: B017 - any FastDFS error will do
+        client.download(file_ids[0][:-8] + "nothere.bin")
+    errors = sum(value(scrape(*addr), "pyfdfs_requests_total", command="download_file",
+                       status="ENOENT") for addr in (a, b))
+    assert errors >= 1
+
+    tracker = scrape("127.0.0.1", ports["127.0.0.1"])
+    assert value(tracker, "pyfdfs_tracker_is_leader") == 1
+    for storage in ("127.0.0.2", "127.0.0.3"):
+        assert value(tracker, "pyfdfs_storage_status", group="group1", storage=storage,
+                     status="ACTIVE") == 1
+        assert value(tracker, "pyfdfs_storage_free_bytes", storage=storage) > 0
+    assert value(tracker, "pyfdfs_requests_total", server="tracker",
+                 command="service_query_store_with_group_one") >= 3
+    assert value(tracker, "pyfdfs_requests_total", command="storage_beat", status="OK") > 0
+
+
+def test_sync_backlog_while_peer_is_down(cluster_factory: Callable[..., LocalCluster]
+                                         ) -> None:
+    port = free_port("127.0.0.2")
+    cluster = cluster_factory(storages=[
+        StorageSpec("group1", ip="127.0.0.2", conf={"metrics.server_port": str(port)}),
+        StorageSpec("group1", ip="127.0.0.3")])
+    cluster.storages[1].stop()
+    with FdfsClient(load_client_config(cluster.client_conf_path)) as client:
+        for _ in range(2):
+            client.upload(b"x" * 1000, "txt", group="group1")
+
+    def lagging() -> bool:
+        s = scrape("127.0.0.2", port)
+        return value(s, "pyfdfs_sync_backlog_bytes", peer="127.0.0.3") > 0 and \
+            value(s, "pyfdfs_sync_lag_seconds", peer="127.0.0.3") >= 1
+    wait_until(lagging, 20, "no backlog/lag towards the stopped peer")
