@@ -156,6 +156,8 @@ class StorageSpec:
     store_path_count: int = 1
     conf: dict[str, str] = field(default_factory=dict)
     port: int | None = None  # default: a free port
+    # False: storage.conf has no group_name and the storage asks the tracker (needs ids).
+    group_in_conf: bool = True
 
 
 class LocalCluster:
@@ -172,6 +174,7 @@ class LocalCluster:
         self.storage_conf.update(storage_conf or {})
         self.trackers: list[ServerProcess] = []
         self.storages: list[ServerProcess] = []
+        self.storage_groups: dict[str, str] = {}
         for index in range(trackers):
             self._add_tracker(index, tracker_ports[index] if index < len(tracker_ports) else None)
         for index, spec in enumerate(storages):
@@ -206,7 +209,7 @@ class LocalCluster:
         base = self.root / f"storage{index}"
         base.mkdir(parents=True, exist_ok=True)
         conf: dict[str, str | Sequence[str]] = {
-            "group_name": spec.group, "base_path": str(base), "bind_addr": host,
+            "base_path": str(base), "bind_addr": host,
             "port": str(port), "store_path_count": str(spec.store_path_count),
             "tracker_server": self.tracker_addresses,
         }
@@ -214,10 +217,13 @@ class LocalCluster:
             store = base / f"store{path_index}"
             store.mkdir(exist_ok=True)
             conf[f"store_path{path_index}"] = str(store)
+        if spec.group_in_conf:
+            conf["group_name"] = spec.group
         conf.update(self.storage_conf)
         conf.update(spec.conf)
         path = write_conf(self.root / f"storage{index}.conf", conf)
         server = ServerProcess("storage", f"storage{index}", path, base, host, port)
+        self.storage_groups[server.name] = spec.group
         self.storages.append(server)
         return server
 
@@ -267,11 +273,7 @@ class LocalCluster:
         return None
 
     def _group_of(self, storage: ServerProcess) -> str:
-        for line in storage.conf_path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "group_name":
-                return value.strip()
-        raise KeyError("group_name")
+        return self.storage_groups[storage.name]
 
     def list_storages(self, group: str,
                       tracker: ServerProcess | None = None) -> list[StorageStat]:

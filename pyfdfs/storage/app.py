@@ -20,6 +20,7 @@ from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.http_server import StorageHttpServer
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.sync.supervisor import SyncSupervisor
+from pyfdfs.storage.sync.tracker_requests import ask_group_name
 from pyfdfs.storage.tracker_reporter import TrackerReporter
 
 log = logging.getLogger("pyfdfs.storage")
@@ -35,8 +36,7 @@ class StorageServer:
 
     def __init__(self, config: StorageConfig) -> None:
         if not config.group_name:
-            raise ConfigError("group_name is required (group lookup by server id is not "
-                              "supported)")
+            raise ConfigError("group_name unknown: set it in storage.conf")
         self.config = config
         self.ctx = StorageContext(config)
         limits = ServerLimits(max_connections=config.max_connections,
@@ -129,6 +129,8 @@ def _install_event_loop_policy() -> None:
 
 
 async def _serve(config: StorageConfig) -> None:
+    if config.group_name is None:
+        config.group_name = await ask_group_name(config)
     server = StorageServer(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

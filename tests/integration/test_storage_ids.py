@@ -176,3 +176,31 @@ def test_storage_keeps_its_files_when_its_ip_changes(
         for file_id in moved_files:
             wait_until(lambda fid=file_id: len(holders(cluster, fid)) == 2, 30,  # type: ignore[misc]
                        "file uploaded after the move did not replicate")
+
+
+def test_storage_without_group_name_asks_the_tracker(
+        tmp_path: Path, cluster_factory: Callable[..., LocalCluster]) -> None:
+    """storage.conf may leave group_name out when the tracker has server ids: the storage
+    asks STORAGE_GET_GROUP_NAME (109) with its port (config.md §4.1, protocol.md §8.13)."""
+    port = free_port("127.0.0.3")
+    write_ids(tmp_path / "c0", [f"100007 group7 127.0.0.3:{port}"])
+    cluster = cluster_factory(tracker_conf=ID_TRACKER_CONF, storages=[
+        StorageSpec("group7", ip="127.0.0.3", port=port, group_in_conf=False)])
+    assert "group_name" not in cluster.storages[0].conf_path.read_text()
+    (stat,) = cluster.list_storages("group7")
+    assert stat.id == "100007" and stat.status == StorageStatus.ACTIVE
+    with FdfsClient.from_config(cluster.client_conf_path) as fdfs:
+        file_id = fdfs.upload(b"grouped by the tracker", "txt")
+        assert file_id.startswith("group7/") and source_of(file_id) == "100007"
+
+
+def test_storage_without_group_name_and_no_ids_refuses_to_start(
+        cluster_factory: Callable[..., LocalCluster]) -> None:
+    cluster = cluster_factory(start=False, storages=[
+        StorageSpec("group1", ip="127.0.0.3", group_in_conf=False)])
+    cluster.trackers[0].start()
+    storage = cluster.storages[0]
+    storage.start(wait=False)
+    assert storage.process is not None
+    assert storage.process.wait(30) == 2
+    assert "cannot name one" in storage.read_stderr()

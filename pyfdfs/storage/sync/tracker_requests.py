@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 
-from pyfdfs.config import HostPort, StorageConfig
+from pyfdfs.config import ConfigError, HostPort, StorageConfig
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
 from pyfdfs.protocol.cluster_messages import (
     GroupStorageAddressRequest,
@@ -21,8 +21,9 @@ from pyfdfs.protocol.cluster_messages import (
     SyncSrcRequest,
     TrackerStatus,
 )
-from pyfdfs.protocol.constants import Command, Status
+from pyfdfs.protocol.constants import GROUP_NAME_MAX_LEN, Command, Status
 from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.fields import pack_i32, unpack_fixed
 
 log = logging.getLogger("pyfdfs.storage.sync")
 
@@ -115,3 +116,38 @@ async def claims_leadership(config: StorageConfig, tracker: HostPort) -> bool:
     except _FAILURES:
         return False
     return TrackerStatus.decode(body).is_leader
+
+
+GROUP_LOOKUP_ROUNDS = 10
+
+
+async def ask_group_name(config: StorageConfig) -> str:
+    """A storage.conf without ``group_name`` asks the trackers which group its address and
+    port belong to in their storage_ids.conf (STORAGE_GET_GROUP_NAME, protocol.md §8.13).
+
+    Trackers that are down are retried for a while; a tracker without server ids
+    (EOPNOTSUPP) or without an entry for us (ENOENT) is a configuration error."""
+    body = pack_i32(config.port)  # the tracker takes our address from the connection
+    delay = 0.5
+    for _ in range(GROUP_LOOKUP_ROUNDS):
+        for tracker in config.tracker_server:
+            try:
+                answer = await _call(config, tracker, Command.STORAGE_GET_GROUP_NAME, body,
+                                     max_answer=GROUP_NAME_MAX_LEN)
+            except ResponseError as exc:
+                if exc.status in (Status.EOPNOTSUPP, Status.ENOENT):
+                    raise ConfigError(
+                        f"storage.conf has no group_name and tracker {tracker} cannot name "
+                        f"one (status {exc.status}: it needs use_storage_id and an entry for "
+                        f"this storage in storage_ids.conf)") from None
+                continue
+            except _FAILURES as exc:
+                log.info("group name request to tracker %s failed: %s", tracker, exc)
+                continue
+            group = unpack_fixed(answer)
+            if group:
+                log.info("tracker %s says this storage belongs to group %s", tracker, group)
+                return group
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    raise ConfigError("storage.conf has no group_name and no tracker answered the lookup")
