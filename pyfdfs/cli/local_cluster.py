@@ -28,11 +28,24 @@ DEMO_STORAGE_CONF = {
 }
 
 
+STORAGE_HTTP_PORT = 8888
+TRACKER_HTTP_PORT = 8080  # tracker N serves its dashboard and redirects on 8080 + N
+
+
 def build_cluster(root: Path, trackers: int, storages: int) -> LocalCluster:
     specs = [StorageSpec("group1", ip=f"127.0.0.{i + 2}", port=23000) for i in range(storages)]
-    return LocalCluster(root, trackers=trackers, storages=specs, tracker_conf=DEMO_TRACKER_CONF,
-                        storage_conf=DEMO_STORAGE_CONF, test_defaults=False,
-                        tracker_ports=[22122 + i for i in range(trackers)])
+    cluster = LocalCluster(root, trackers=trackers, storages=specs,
+                           tracker_conf=DEMO_TRACKER_CONF,
+                           storage_conf={**DEMO_STORAGE_CONF,
+                                         "http.server_port": str(STORAGE_HTTP_PORT)},
+                           test_defaults=False,
+                           tracker_ports=[22122 + i for i in range(trackers)])
+    # Trackers share 127.0.0.1, so each gets its own HTTP port.
+    for index, tracker in enumerate(cluster.trackers):
+        with tracker.conf_path.open("a") as conf:
+            conf.write(f"http.server_port = {TRACKER_HTTP_PORT + index}\n"
+                       f"http.storage_server_port = {STORAGE_HTTP_PORT}\n")
+    return cluster
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +77,9 @@ Try it (in another terminal):
   .venv/bin/pyfdfs -c {conf} download <file_id> /tmp/copy
   .venv/bin/pyfdfs -c {conf} monitor
   .venv/bin/fdfs_upload_file {conf} README.md           # FastDFS-style tools work too
+  curl -L http://127.0.0.1:{TRACKER_HTTP_PORT}/<file_id>   # HTTP, redirected to a storage
+
+Dashboard: http://127.0.0.1:{TRACKER_HTTP_PORT}/   metrics: http://127.0.0.1:{TRACKER_HTTP_PORT}/metrics
 
 Press Ctrl-C to stop.""", flush=True)
     try:
