@@ -691,6 +691,22 @@ def _chop_path(path: str) -> str:
     return path.rstrip("/") or path[:1]
 
 
+def _read_cluster_secret(r: _Reader) -> str:
+    secret = r.text("cluster_secret")
+    secret_file = _resolve_beside(r.path, r.text("cluster_secret_file"))
+    if secret and secret_file:
+        raise r.fail("set cluster_secret or cluster_secret_file, not both")
+    if secret_file:
+        try:
+            with open(secret_file, encoding="utf-8") as fh:
+                secret = fh.read().strip()
+        except OSError as e:
+            raise r.fail(f"cannot read cluster_secret_file {secret_file}: {e}") from None
+        if not secret:
+            raise r.fail(f"cluster_secret_file {secret_file} is empty")
+    return secret
+
+
 def _resolve_beside(conf_path: str, name: str) -> str:
     """A file name relative to the config file's directory unless absolute (config.md §6)."""
     if not name or os.path.isabs(name) or not conf_path:
@@ -842,6 +858,9 @@ class ServerConfig:
     connection_pool_max_idle_time: int = 3600
     error_log_rotation: LogRotation = field(default_factory=LogRotation)
     metrics_server_port: int = 0  # key "metrics.server_port" (pyfdfs only); 0 = off
+    # pyfdfs only (docs/durability.md): the shared secret storages prove to trackers and
+    # to each other; keys "cluster_secret" or "cluster_secret_file". Empty = off.
+    cluster_secret: str = ""
 
     @property
     def listen_addr(self) -> str:
@@ -901,6 +920,7 @@ class ServerConfig:
         self.metrics_server_port = r.integer("metrics.server_port", 0)
         if not 0 <= self.metrics_server_port <= 65535:
             raise r.fail(f"metrics.server_port {self.metrics_server_port} is out of range")
+        self.cluster_secret = _read_cluster_secret(r)
 
     def _read_buff_bounds(self, r: _Reader) -> None:
         low, high = r.size("min_buff_size", 0), r.size("max_buff_size", 0)
@@ -1116,6 +1136,15 @@ class StorageConfig(ServerConfig):
     file_sync_skip_invalid_record: bool = False
     compress_binlog: bool = False
     compress_binlog_time: tuple[int, int] = (1, 30)
+    # durable write mode (pyfdfs only, docs/durability.md): a write is answered once this
+    # many storages of the group (this one included) hold it fsynced; 1 = FastDFS's
+    # asynchronous replication.
+    sync_ack_replicas: int = 1
+    sync_ack_timeout: int = 10
+    # scrubber (pyfdfs only, docs/reliability.md): seconds between passes (0 = off) and
+    # the read rate of a pass
+    scrub_interval: int = 86400
+    scrub_bytes_per_second: int = 8 * MB
     # logging and legacy HTTP (§4.6, §4.8)
     access_log_enabled: bool = False  # [access-log] enabled
     access_log_time_precision: str = "ms"  # [access-log] time_precision: "ms" or "us"
@@ -1214,6 +1243,12 @@ class StorageConfig(ServerConfig):
         self.file_sync_skip_invalid_record = r.boolean("file_sync_skip_invalid_record", False)
         self.compress_binlog = r.boolean("compress_binlog", False)
         self.compress_binlog_time = r.time_of_day("compress_binlog_time", (1, 30))
+        self.sync_ack_replicas = r.integer("sync_ack_replicas", 1, positive=True) or 1
+        if self.sync_ack_replicas > 32:  # a group holds at most 32 storages
+            raise r.fail(f"sync_ack_replicas {self.sync_ack_replicas} is invalid: 1 to 32")
+        self.sync_ack_timeout = r.integer("sync_ack_timeout", 10, positive=True) or 10
+        self.scrub_interval = max(0, r.integer("scrub_interval", 86400))
+        self.scrub_bytes_per_second = max(0, r.size("scrub_bytes_per_second", 8 * MB))
 
 
 def _sync_max_threads(value: str | None, min_threads: int, path_count: int) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from pyfdfs.net.connection import FrameProtocol, ServerFrameStream
 from pyfdfs.net.frames import ConnectionClosed, FrameStream
 from pyfdfs.protocol.constants import HEADER_SIZE, Status
 from pyfdfs.protocol.errors import ProtocolError
@@ -122,9 +123,11 @@ class FrameServer(Generic[S]):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connect, host=self.host or None, port=self.port, reuse_address=True,
-            limit=self.limits.max_body + 64 * 1024, backlog=1024)
+        loop = asyncio.get_running_loop()
+        timeout = self.limits.network_timeout
+        self._server = await loop.create_server(
+            lambda: FrameProtocol(self._connection_made, timeout), host=self.host or None,
+            port=self.port, reuse_address=True, backlog=1024)
         log.info("%s listening on %s:%s", self.name, self.host or "*", self.port)
 
     async def stop(self) -> None:
@@ -137,18 +140,19 @@ class FrameServer(Generic[S]):
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _on_connect(self, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
+    def _connection_made(self, protocol: FrameProtocol) -> None:
+        asyncio.get_running_loop().create_task(self._on_connect(ServerFrameStream(protocol)))
+
+    async def _on_connect(self, stream: FrameStream) -> None:
         task = asyncio.current_task()
         assert task is not None
-        stream = FrameStream(reader, writer, self.limits.network_timeout)
         peer = stream.peer_ip
         if not self.allows(peer) or self.connection_count >= self.limits.max_connections:
             # A refused peer gets no protocol answer, like FastDFS (protocol.md §1).
             log.warning("%s: refused connection from %s", self.name, peer)
             await stream.close()
             return
-        sock = writer.get_extra_info("socket")
+        sock = stream.writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tasks.add(task)

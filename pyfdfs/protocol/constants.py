@@ -133,6 +133,11 @@ class Command(enum.IntEnum):
     SYNC_TRUNCATE_FILE = 37
     SYNC_RENAME_FILE = 40
 
+    # pyfdfs only, not used by FastDFS 6.16 (whose codes stop at 111): the cluster-secret
+    # handshake of protocol/auth.py, answered by trackers and storages alike.
+    AUTH_CHALLENGE = 130
+    AUTH_RESPONSE = 131
+
 
 class Status(enum.IntEnum):
     """Response status byte: Linux errno numbers whatever the host OS (protocol.md §4)."""

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 
 from pyfdfs.config import ConfigError, LogRotation, StorageConfig, load_storage_config
 from pyfdfs.net.frames import FrameStream
@@ -18,6 +19,8 @@ from pyfdfs.protocol.cluster_messages import StorageBrief
 from pyfdfs.storage.commands import COMMANDS
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.http_server import StorageHttpServer
+from pyfdfs.storage.recovery import DiskRecovery
+from pyfdfs.storage.scrubber import Scrubber
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.sync.supervisor import SyncSupervisor
 from pyfdfs.storage.sync.tracker_requests import ask_group_name
@@ -50,6 +53,7 @@ class StorageServer:
         self.reporter = TrackerReporter(self.ctx, self.server)
         self.http = StorageHttpServer(self.ctx)  # off unless http.server_port is set
         self.sync = SyncSupervisor(self.ctx)
+        self.scrubber = Scrubber(self.ctx)  # off when scrub_interval = 0
         self.reporter.on_members = self._members_changed
         self._stopped = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
@@ -66,7 +70,6 @@ class StorageServer:
         await self.http.start()
         await self.observability.start()
         self._write_pid()
-        self.reporter.start()
         self._timers = [
             # The binlog fsync runs on a worker thread: a slow disk must not stall the
             # loop that serves clients and feeds the sync pushers.
@@ -77,8 +80,30 @@ class StorageServer:
         ]
         log.info("storage of group %s serving on %s:%d", self.ctx.group,
                  self.config.listen_addr or "*", self.config.port)
-        await self._stopped.wait()
-        await self._shutdown()
+        # A lost store path is refilled before the first JOIN (storage_internals.md §10):
+        # until then the trackers never route reads of its files here.
+        try:
+            if await self._until_stopped(DiskRecovery(self.ctx).run()):
+                self.reporter.start()
+                self.scrubber.start()
+                await self._stopped.wait()
+        finally:
+            await self._shutdown()
+
+    async def _until_stopped(self, work: Coroutine[object, object, None]) -> bool:
+        """Run ``work`` unless stop() comes first; whether it finished."""
+        task = asyncio.create_task(work)
+        stopped = asyncio.create_task(self._stopped.wait())
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for pending in (task, stopped):
+            pending.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+        if task.cancelled():
+            return False
+        error = task.exception()
+        if error is not None:
+            raise error
+        return True
 
     def stop(self) -> None:
         self._stopped.set()
@@ -101,6 +126,7 @@ class StorageServer:
         for task in self._timers:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
+        await self.scrubber.stop()
         await self.reporter.stop()
         await self.sync.stop()
         await self.http.stop()

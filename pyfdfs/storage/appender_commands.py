@@ -67,9 +67,9 @@ async def append_file(session: StorageSession, header: Header) -> Response:
                 with contextlib.suppress(OSError):
                     os.truncate(path, old_size)
         mtime = int(os.stat(path).st_mtime)
-    ctx.binlog.write(mtime, BinlogOp.APPEND, name.text, f"{old_size} {request.size}")
+    end = ctx.binlog.write(mtime, BinlogOp.APPEND, name.text, f"{old_size} {request.size}")
     ctx.stats.source_updated()
-    return Response()
+    return await ctx.replication.confirm(end, Response(), path)
 
 
 async def modify_file(session: StorageSession, header: Header) -> Response:
@@ -92,9 +92,9 @@ async def modify_file(session: StorageSession, header: Header) -> Response:
         finally:
             ctx.stats.count("modify", ok, request.size, with_bytes="modify")
         mtime = int(os.stat(path).st_mtime)
-    ctx.binlog.write(mtime, BinlogOp.MODIFY, name.text, f"{request.offset} {request.size}")
+    end = ctx.binlog.write(mtime, BinlogOp.MODIFY, name.text, f"{request.offset} {request.size}")
     ctx.stats.source_updated()
-    return Response()
+    return await ctx.replication.confirm(end, Response(), path)
 
 
 async def truncate_file(session: StorageSession, body: bytes) -> Response:
@@ -113,10 +113,11 @@ async def truncate_file(session: StorageSession, body: bytes) -> Response:
         # Growing fills with zeros, as ftruncate does (protocol.md §7.6).
         os.truncate(path, request.new_size)
         mtime = int(os.stat(path).st_mtime)
-    ctx.binlog.write(mtime, BinlogOp.TRUNCATE, name.text, f"{old_size} {request.new_size}")
+    end = ctx.binlog.write(mtime, BinlogOp.TRUNCATE, name.text,
+                           f"{old_size} {request.new_size}")
     ctx.stats.count("truncate", True)
     ctx.stats.source_updated()
-    return Response()
+    return await ctx.replication.confirm(end, Response(), path)
 
 
 async def regenerate_appender_filename(session: StorageSession, body: bytes) -> Response:
@@ -140,6 +141,8 @@ async def regenerate_appender_filename(session: StorageSession, body: bytes) -> 
             formatted_ext=name.name[-FORMATTED_EXT_LENGTH:], is_taken=taken)
         new_name = name.with_name(new_text.rsplit("/", 1)[1])
         os.rename(path, store.file_path(new_name))
-    ctx.binlog.write(now, BinlogOp.RENAME, new_name.text, name.text)
+    end = ctx.binlog.write(now, BinlogOp.RENAME, new_name.text, name.text)
     ctx.stats.source_updated()
-    return Response(body=UploadResponse(ctx.group, new_name.text).encode())
+    return await ctx.replication.confirm(
+        end, Response(body=UploadResponse(ctx.group, new_name.text).encode()),
+        store.file_path(new_name), path)

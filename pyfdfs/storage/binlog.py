@@ -173,7 +173,9 @@ class BinlogWriter:
     def current_path(self) -> str:
         return os.path.join(self.sync_dir, binlog_file_name(self.index))
 
-    def append(self, record: BinlogRecord) -> None:
+    def append(self, record: BinlogRecord) -> BinlogPosition:
+        """Append a record; returns the position after it, as a BinlogReader reports it
+        (what durable writes wait for the pushers to pass)."""
         data = record.encode()
         if len(data) > MAX_RECORD_LENGTH + 1:
             log.warning("binlog record longer than %d bytes: %r", MAX_RECORD_LENGTH, data)
@@ -182,6 +184,7 @@ class BinlogWriter:
             written = os.write(self._fd, view)
             view = view[written:]
         self._size += len(data)
+        after = BinlogPosition(self.index, self._size)
         self._unsynced = True
         if self._size >= BINLOG_MAX_SIZE:
             # Records never span files, so switching after a whole record is safe.
@@ -190,9 +193,10 @@ class BinlogWriter:
             self._rotate()
         for callback in self._listeners:
             callback()
+        return after
 
-    def write(self, timestamp: int, op: str, filename: str, extra: str = "") -> None:
-        self.append(BinlogRecord(timestamp, op, filename, extra))
+    def write(self, timestamp: int, op: str, filename: str, extra: str = "") -> BinlogPosition:
+        return self.append(BinlogRecord(timestamp, op, filename, extra))
 
     def flush(self) -> None:
         """Make the appended records durable (called every sync_binlog_buff_interval)."""

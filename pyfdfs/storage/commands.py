@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from pyfdfs.auth import auth_commands, authenticated_only
 from pyfdfs.net.server import OK, QUIT, CommandSpec, Response, body_command, stream_command
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.storage import (
     appender_commands,
     file_commands,
     metadata_commands,
+    path_binlog_command,
     sync_commands,
     upload_commands,
 )
@@ -66,5 +69,10 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.CREATE_LINK: body_command(create_link),
     Command.ACTIVE_TEST: body_command(active_test),
     Command.QUIT: body_command(quit_connection),
-    **{cmd: group_peers_only(spec) for cmd, spec in sync_commands.SYNC_COMMANDS.items()},
+    # With a cluster_secret, a pushing peer must also have authenticated (pyfdfs/auth.py).
+    **{cmd: authenticated_only(group_peers_only(spec), AuthRole.STORAGE_TO_PEER)
+       for cmd, spec in sync_commands.SYNC_COMMANDS.items()},
+    **auth_commands(AuthRole.STORAGE_TO_PEER),
+    Command.FETCH_ONE_PATH_BINLOG: group_peers_only(
+        body_command(path_binlog_command.fetch_one_path_binlog)),
 }

@@ -17,6 +17,7 @@ from pyfdfs.storage.binlog import BinlogWriter
 from pyfdfs.storage.file_names import FileNamer
 from pyfdfs.storage.stats import DataInitFlag, StorageStats, read_ini_pairs
 from pyfdfs.storage.store_paths import MB, StorePath, StorePaths
+from pyfdfs.storage.sync.acks import ReplicaAcks
 from pyfdfs.storage_ids import StorageIds
 
 log = logging.getLogger("pyfdfs.storage")
@@ -108,6 +109,8 @@ class StorageContext:
         self.my_ip = self.init_flag.last_ip_addr or config.listen_addr or "127.0.0.1"
         self.namer.use_ip(self.my_ip if ":" not in self.my_ip else "127.0.0.1")
         self.binlog = BinlogWriter(os.path.join(self.data_dir, "sync"))
+        # Durable write mode (sync_ack_replicas ≥ 2): the peers' acknowledged positions.
+        self.replication = ReplicaAcks(config)
         self.params = TrackerParameters()
         self.file_locks = FileLocks()
         self.status = StorageStatus.NONE

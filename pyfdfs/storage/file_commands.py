@@ -76,21 +76,21 @@ async def delete_file(session: StorageSession, body: bytes) -> Response:
     now = int(time.time())
     target = _link_target(store, path)
     os.unlink(path)
-    ctx.binlog.write(now, BinlogOp.DELETE, name.text)
+    end = ctx.binlog.write(now, BinlogOp.DELETE, name.text)
     if os.path.lexists(path + "-m"):
         os.unlink(path + "-m")
-        ctx.binlog.write(now, BinlogOp.DELETE, name.text + "-m")
+        end = ctx.binlog.write(now, BinlogOp.DELETE, name.text + "-m")
     if target is not None:
         # A slave stored as a symlink owns its target (storage_internals.md §13).
         target_name, target_path = target
         try:
             os.unlink(target_path)
-            ctx.binlog.write(now, BinlogOp.DELETE, target_name)
+            end = ctx.binlog.write(now, BinlogOp.DELETE, target_name)
         except FileNotFoundError:
             pass
     ctx.stats.count("delete", True)
     ctx.stats.source_updated()
-    return Response()
+    return await ctx.replication.confirm(end, Response(), path)
 
 
 def _link_target(store: StorePath, path: str) -> tuple[str, str] | None:

@@ -38,10 +38,11 @@ async def set_metadata(session: StorageSession, body: bytes) -> Response:
     existed = os.path.isfile(meta_path)
     now = int(time.time())
     update = decode_metadata(request.metadata)
+    end = None
     if request.op == MetadataOp.OVERWRITE and not update:
         if existed:
             os.unlink(meta_path)
-            ctx.binlog.write(now, BinlogOp.DELETE, meta_name)
+            end = ctx.binlog.write(now, BinlogOp.DELETE, meta_name)
     elif request.op == MetadataOp.MERGE and not update:
         pass
     else:
@@ -49,10 +50,12 @@ async def set_metadata(session: StorageSession, body: bytes) -> Response:
             with open(meta_path, "rb") as fh:
                 update = merge_metadata(decode_metadata(fh.read()), update)
         write_small_file(meta_path, encode_metadata(update))
-        ctx.binlog.write(now, BinlogOp.UPDATE if existed else BinlogOp.CREATE, meta_name)
+        end = ctx.binlog.write(now, BinlogOp.UPDATE if existed else BinlogOp.CREATE, meta_name)
     ctx.stats.count("set_meta", True)
     ctx.stats.source_updated()
-    return Response()
+    if end is None:
+        return Response()
+    return await ctx.replication.confirm(end, Response(), meta_path)
 
 
 async def get_metadata(session: StorageSession, body: bytes) -> Response:

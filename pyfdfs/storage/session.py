@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyfdfs.auth import AuthState
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.protocol.header import Header
 from pyfdfs.storage.context import StorageContext
@@ -13,6 +14,7 @@ class StorageSession:
         self.ctx = ctx
         # Set by REPORT_SERVER_ID (cmd 9): the peer pushing replicated operations.
         self.sync_source_id = ""
+        self.auth = AuthState()  # cluster-secret handshake (pyfdfs/auth.py)
 
     async def read_prefix(self, header: Header, fixed_size: int) -> bytes:
         """Read a streamed request's fixed part, checking that the frame holds it."""

@@ -38,9 +38,13 @@ class StorePath:
         self.root = os.path.abspath(root)
         self.data_dir = os.path.join(self.root, "data")
         self.readonly = readonly
+        # Whether prepare() had to create data/: an empty or replaced disk, which may call
+        # for disk recovery (storage_internals.md §10).
+        self.data_dir_created = False
 
     def prepare(self, subdir_count: int) -> None:
         """Create the ``subdir_count²`` directories at first start (file_id.md §6)."""
+        self.data_dir_created = not os.path.isdir(self.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         for high in range(subdir_count):
             high_dir = os.path.join(self.data_dir, f"{high:02X}")

@@ -15,6 +15,7 @@ import stat
 from pyfdfs.net.server import CommandSpec, Response, body_command, stream_command
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.file_id import decode_file_name
 from pyfdfs.protocol.header import Header
 from pyfdfs.protocol.storage_messages import (
     ReportServerIdRequest,
@@ -56,14 +57,27 @@ def _caught_up(session: StorageSession, timestamp: int) -> None:
     ctx.stats.sync_updated()
 
 
-def _is_replicated_copy(path: str, size: int, timestamp: int) -> bool:
+def _is_replicated_copy(path: str, size: int | None, timestamp: int, *,
+                        appender: bool = False) -> bool:
     """Whether ``path`` is the regular file a sync of this very record left: replication
-    sets the mtime to the record's timestamp, and logs the record in the same step."""
+    sets the mtime to the record's timestamp, and logs the record in the same step.
+    ``size`` None: of any size (the source's file may have grown since). An appender
+    copy may have had appends replicated into it since, which moved its mtime on; those
+    came after its create record (chaos suite finding)."""
     try:
         st = os.lstat(path)
     except OSError:
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_size == size and int(st.st_mtime) == timestamp
+    mtime = int(st.st_mtime)
+    return stat.S_ISREG(st.st_mode) and size in (None, st.st_size) \
+        and (mtime == timestamp or (appender and mtime > timestamp))
+
+
+def _is_appender_name(text: str) -> bool:
+    try:
+        return decode_file_name(text).is_appender
+    except ProtocolError:
+        return False
 
 
 def _set_mtime(path: str, timestamp: int) -> None:
@@ -96,11 +110,13 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
     ctx.check_group(request.group)
     name, store, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
     op = BinlogOp.UPDATE if update else BinlogOp.CREATE
+    appender = not update and _is_appender_name(name.text)
     if not has_content:
         # §10.2: the sender knows we hold the file and only wants the record logged. A
         # replay after the sender lost its cursor would log it twice, so a copy that this
         # very record produced (already logged) is not logged again.
-        if _is_replicated_copy(path, request.file_size, request.timestamp):
+        if _is_replicated_copy(path, request.file_size, request.timestamp,
+                               appender=appender):
             _caught_up(session, request.timestamp)
         else:
             _applied(session, request.timestamp, op, name.text)
@@ -110,6 +126,11 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
         await session.stream.discard(request.file_size)
         _caught_up(session, request.timestamp)
         return Response(Status.EEXIST)
+    # A create replayed after the sender lost its cursor, for an appender file that grew
+    # in between: our copy (made by this record, maybe appended to since) is overwritten
+    # with the longer content, but the record is already logged (chaos suite finding).
+    replayed = not update and _is_replicated_copy(path, None, request.timestamp,
+                                                  appender=appender)
     incoming = IncomingFile(store.temp_file_path(SYNC_TEMP_PREFIX),
                             ctx.config.fsync_after_written_bytes)
     try:
@@ -125,13 +146,17 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
         # record, the replay would only get EEXIST above, and the record would be lost
         # for good: a later full sync from this storage (§4.2 pushes c records) would
         # skip the file.
-        _applied(session, request.timestamp, op, name.text)
+        if replayed:
+            _caught_up(session, request.timestamp)
+        else:
+            _applied(session, request.timestamp, op, name.text)
         os.replace(incoming.path, path)
     except BaseException:
         incoming.discard()
         raise
     ctx.stats.add("total_sync_in_bytes", request.file_size)
     ctx.stats.add("success_sync_in_bytes", request.file_size)
+    await ctx.replication.persist(path)  # durable mode: fsynced before we answer
     return Response()
 
 
@@ -145,6 +170,7 @@ async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
     # Logged before the unlink for the same reason as creates (see _sync_create).
     _applied(session, request.timestamp, BinlogOp.DELETE, name.text)
     os.unlink(path)
+    await ctx.replication.persist(path)
     return Response()
 
 
@@ -160,6 +186,7 @@ async def sync_create_link(session: StorageSession, body: bytes) -> Response:
         return Response(Status.ENOENT)
     os.symlink(target_path, link_path)
     _applied(session, request.timestamp, BinlogOp.LINK, link.text, target.text)
+    await ctx.replication.persist(link_path)
     return Response()
 
 
@@ -200,6 +227,7 @@ async def _sync_write(session: StorageSession, header: Header, op: BinlogOp) -> 
     ctx.stats.add("total_sync_in_bytes", request.length)
     ctx.stats.add("success_sync_in_bytes", request.length)
     _applied(session, request.timestamp, op, name.text, f"{request.offset} {request.length}")
+    await ctx.replication.persist(path)
     return Response()
 
 
@@ -218,6 +246,7 @@ async def sync_truncate_file(session: StorageSession, body: bytes) -> Response:
         _set_mtime(path, request.timestamp)
     _applied(session, request.timestamp, BinlogOp.TRUNCATE, name.text,
              f"{request.old_size} {request.new_size}")
+    await ctx.replication.persist(path)
     return Response()
 
 
@@ -234,6 +263,7 @@ async def sync_rename_file(session: StorageSession, body: bytes) -> Response:
     os.rename(old_path, new_path)
     # Answer with an empty body, unlike the 6.x C receiver (protocol.md §10.2 quirk).
     _applied(session, request.timestamp, BinlogOp.RENAME, new.text, old.text)
+    await ctx.replication.persist(new_path, old_path)
     return Response()
 
 

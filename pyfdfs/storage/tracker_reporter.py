@@ -17,8 +17,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from pyfdfs.auth import AuthenticationFailed, authenticate
 from pyfdfs.config import HostPort
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.cluster_messages import (
     ChangeNotification,
     DiskUsageReport,
@@ -119,7 +121,13 @@ class TrackerReporter:
             except ResponseError as exc:
                 if exc.status == Status.EAGAIN:
                     delay = EAGAIN_RETRY
+                if exc.status == Status.EACCES:
+                    log.error("tracker %s refused us (EACCES): a cluster_secret missing here "
+                              "or different from the tracker's?", tracker)
                 log.info("tracker %s: %s; retrying in %.1fs", tracker, exc, delay)
+            except AuthenticationFailed as exc:
+                log.error("tracker %s: authentication failed: %s; retrying in %.1fs",
+                          tracker, exc, delay)
             except (OSError, ConnectionClosed, ProtocolError, TimeoutError) as exc:
                 log.info("tracker %s: %s; retrying in %.1fs", tracker, exc, delay)
             except Exception:
@@ -142,7 +150,14 @@ class TrackerReporter:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return FrameStream(reader, writer, float(cfg.network_timeout))
+        stream = FrameStream(reader, writer, float(cfg.network_timeout))
+        try:
+            await authenticate(stream, cfg.cluster_secret, AuthRole.STORAGE_TO_TRACKER,
+                               self.ctx.server_id)
+        except BaseException:
+            await stream.close()
+            raise
+        return stream
 
     async def _call(self, stream: FrameStream, cmd: int, body: bytes = b"") -> bytes:
         await stream.send_request(cmd, body)

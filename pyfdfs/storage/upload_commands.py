@@ -47,10 +47,11 @@ async def _upload(session: StorageSession, header: Header, *, appender: bool) ->
         incoming.discard()
         ctx.stats.count("upload", False, request.file_size, with_bytes="upload")
         raise
-    ctx.binlog.write(mtime, BinlogOp.CREATE, name)
+    end = ctx.binlog.write(mtime, BinlogOp.CREATE, name)
     ctx.stats.count("upload", True, request.file_size, with_bytes="upload")
     ctx.stats.source_updated()
-    return Response(body=UploadResponse(ctx.group, name).encode())
+    answer = Response(body=UploadResponse(ctx.group, name).encode())
+    return await ctx.replication.confirm(end, answer, store.file_path(parse_logical_name(name)))
 
 
 async def _receive(session: StorageSession, store: StorePath, size: int) -> IncomingFile:
@@ -119,9 +120,11 @@ async def upload_slave_file(session: StorageSession, header: Header) -> Response
         raise
     if use_link:
         ctx.binlog.write(mtime, BinlogOp.CREATE, real_name)
-        ctx.binlog.write(mtime, BinlogOp.LINK, slave_text, real_name)
+        end = ctx.binlog.write(mtime, BinlogOp.LINK, slave_text, real_name)
     else:
-        ctx.binlog.write(mtime, BinlogOp.CREATE, slave_text)
+        end = ctx.binlog.write(mtime, BinlogOp.CREATE, slave_text)
     ctx.stats.count("upload", True, request.file_size, with_bytes="upload")
     ctx.stats.source_updated()
-    return Response(body=UploadResponse(ctx.group, slave_text).encode())
+    return await ctx.replication.confirm(
+        end, Response(body=UploadResponse(ctx.group, slave_text).encode()), slave_path,
+        *([store.file_path(parse_logical_name(real_name))] if use_link else []))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pyfdfs.auth import auth_commands, authenticated_only
 from pyfdfs.net.server import CommandSpec, body_command
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import Command
 from pyfdfs.tracker import client_commands as client
 from pyfdfs.tracker import peer_commands as peer
@@ -52,6 +54,8 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.STORAGE_GET_MY_IP: body_command(identity.get_my_ip),
     Command.STORAGE_CHANGE_STATUS: body_command(storage.change_status),
     Command.STORAGE_GET_GROUP_NAME: body_command(identity.get_group_name),
+    # pyfdfs only: the cluster-secret handshake (pyfdfs/auth.py)
+    **auth_commands(AuthRole.STORAGE_TO_TRACKER),
     # tracker <-> tracker (protocol.md §9)
     Command.TRACKER_GET_STATUS: body_command(peer.tracker_get_status),
     Command.TRACKER_GET_SYS_FILES_START: body_command(peer.sys_files_start),
@@ -63,3 +67,19 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.TRACKER_COMMIT_NEXT_LEADER: body_command(peer.commit_next_leader),
     Command.TRACKER_NOTIFY_RESELECT_LEADER: body_command(peer.notify_reselect_leader),
 }
+
+# With a cluster_secret, every storage → tracker command (protocol.md §8) needs an
+# authenticated connection, except PARAMETER_REQ and FETCH_STORAGE_IDS: clients send
+# those too (load_fdfs_parameters_from_tracker, use_storage_id; config.md §5).
+STORAGE_ONLY = frozenset(
+    {Command.STORAGE_JOIN, Command.STORAGE_BEAT, Command.STORAGE_REPORT_DISK_USAGE,
+     Command.STORAGE_SYNC_REPORT, Command.STORAGE_REPLICA_CHG, Command.STORAGE_SYNC_SRC_REQ,
+     Command.STORAGE_SYNC_DEST_REQ, Command.STORAGE_SYNC_NOTIFY,
+     Command.STORAGE_SYNC_DEST_QUERY, Command.STORAGE_REPORT_IP_CHANGED,
+     Command.STORAGE_CHANGELOG_REQ, Command.STORAGE_REPORT_STATUS,
+     Command.STORAGE_REPORT_TRUNK_FREE, Command.STORAGE_REPORT_TRUNK_FID,
+     Command.STORAGE_FETCH_TRUNK_FID, Command.STORAGE_GET_STATUS,
+     Command.STORAGE_GET_SERVER_ID, Command.STORAGE_GET_MY_IP, Command.STORAGE_CHANGE_STATUS,
+     Command.STORAGE_GET_GROUP_NAME})
+COMMANDS.update({cmd: authenticated_only(COMMANDS[cmd], AuthRole.STORAGE_TO_TRACKER)
+                 for cmd in STORAGE_ONLY})

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from pyfdfs.auth import AuthState
 from pyfdfs.config import TrackerConfig
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import Response
@@ -107,6 +108,7 @@ class TrackerSession:
         self.seen_leader_version = -1
         self.seen_trunk_server: str | None = None
         self.joined_leader = False
+        self.auth = AuthState()  # cluster-secret handshake (pyfdfs/auth.py)
 
     async def on_close(self) -> None:
         ctx = self.ctx

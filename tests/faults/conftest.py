@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from chaos_checker import CHAOS_REPORTS
 from fault_cluster import FaultCluster, make_fault_cluster, run_fault_cluster
 from fault_wire import TALLY
 
@@ -20,11 +21,19 @@ def faults(tmp_path_factory: pytest.TempPathFactory,
     yield from run_fault_cluster(fc, request, with_appender=True)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", default=False,
+                     help="fault suite: run the chaos test longer, with more clients and "
+                          "faults (minutes instead of about one)")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if TALLY.cases or TALLY.requests:
         terminalreporter.write_line(
             f"fault suite: {TALLY.requests} malformed requests sent, {TALLY.cases} cases, "
             f"{TALLY.fuzz_examples} fuzz examples, {TALLY.restarts} server restarts needed")
+    for line in CHAOS_REPORTS:
+        terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

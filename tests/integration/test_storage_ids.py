@@ -167,15 +167,15 @@ def test_storage_keeps_its_files_when_its_ip_changes(
         for file_id in own:
             assert fdfs.download(file_id) == files[file_id]
             assert fdfs.file_info(file_id).source_ip == "127.0.0.6"
-        # The moved storage's new files reach its peer (which now knows it by its new
-        # address). The other direction needs the sync supervisor to re-address its
-        # pusher when a member's IP changes (left to the sync work).
-        fresh = [fdfs.upload(b"after the move %d" % i, "txt") for i in range(4)]
-        moved_files = [f for f in fresh if source_of(f) == "200001"]
-        assert moved_files
-        for file_id in moved_files:
+        # New files replicate both ways: the moved storage's reach its peer, and the
+        # peer's pusher follows the member to its new address (same id, same mark).
+        fresh = [fdfs.upload(b"after the move %d" % i, "txt") for i in range(6)]
+        assert {source_of(f) for f in fresh} == {"200001", "200002"}
+        for file_id in fresh:
             wait_until(lambda fid=file_id: len(holders(cluster, fid)) == 2, 30,  # type: ignore[misc]
                        "file uploaded after the move did not replicate")
+    peer_log = cluster.storages[1].log_path.read_text()
+    assert "address changed from 127.0.0.2" in peer_log
 
 
 def test_storage_without_group_name_asks_the_tracker(

@@ -13,8 +13,10 @@ import os
 import socket
 import stat
 
+from pyfdfs.auth import authenticate
 from pyfdfs.config import StorageConfig
 from pyfdfs.net.frames import FrameStream, ResponseError
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import (
     GROUP_NAME_MAX_LEN,
     QUERY_FILE_INFO_NO_CRC,
@@ -54,7 +56,14 @@ class PeerConnection:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(FrameStream(reader, writer, float(config.network_timeout)), group)
+        stream = FrameStream(reader, writer, float(config.network_timeout))
+        try:
+            await authenticate(stream, config.cluster_secret, AuthRole.STORAGE_TO_PEER,
+                               config.server_id or config.listen_addr)
+        except BaseException:
+            await stream.close()
+            raise
+        return cls(stream, group)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):

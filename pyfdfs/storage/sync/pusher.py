@@ -108,6 +108,8 @@ class SyncPusher:
 
     async def run(self) -> None:
         self.ctx.binlog.add_listener(self._appended.set)
+        acks = self.ctx.replication
+        acks.track(self.peer.id, self.peer)
         backoff = 0.2
         try:
             while not self._done:
@@ -120,10 +122,12 @@ class SyncPusher:
                 except _FAILURES as exc:
                     log.info("sync to %s:%d interrupted: %s", self.peer.ip_addr,
                              self.peer.port, exc)
+                    acks.set_reachable(self.peer.id, False)
                     backoff = min(backoff * 2, MAX_BACKOFF)
                 await self._sleep(backoff)
         finally:
             self.ctx.binlog.remove_listener(self._appended.set)
+            acks.forget(self.peer.id, self.peer)
             self._save_mark_if_changed()
 
     # --- one connection ----------------------------------------------------------------
@@ -145,6 +149,8 @@ class SyncPusher:
                                          self.ctx.group)
         try:
             await conn.report_server_id(self.ctx.server_id)
+            self.ctx.replication.acknowledged_up_to(peer.id, mark.position)
+            self.ctx.replication.set_reachable(peer.id, True)
             if peer.status == StorageStatus.WAIT_SYNC:
                 await self._announce(StorageStatus.SYNCING)
             if peer.status == StorageStatus.SYNCING and mark.need_sync_old \
@@ -235,8 +241,10 @@ class SyncPusher:
                 if time.monotonic() - last_traffic >= cfg.heart_beat_interval:
                     await conn.active_test()
                     last_traffic = time.monotonic()
+                # asyncio.timeout, not wait_for: no task per wake-up (one per upload).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._appended.wait(), idle_wait)
+                    async with asyncio.timeout(idle_wait):
+                        await self._appended.wait()
                 continue
             for record, after in batch:
                 if self._done or self.peer.status not in _PUSHING:
@@ -245,6 +253,8 @@ class SyncPusher:
                     last_traffic = last_push = time.monotonic()
                 switched = after.index != mark.binlog_index
                 mark.position = after
+                # Durable writes wait for this (acks.py): the peer has answered.
+                self.ctx.replication.acknowledged_up_to(self.peer.id, after)
                 if switched:
                     await self._save_mark_async(force=True)
                 elif mark.sync_row_count - self._saved_counts[1] >= cfg.write_mark_file_freq:

@@ -8,6 +8,7 @@ member that disappears from the list counts as NONE.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 
 from pyfdfs.protocol.cluster_messages import StorageBrief
@@ -58,12 +59,32 @@ class SyncSupervisor:
                 pusher.start()
                 continue
             peer = pusher.peer
+            if (member.ip_addr, member.port) != (peer.ip_addr, peer.port):
+                await self._readdress(pusher, member)
+                continue
             if member.status in _PRE_SYNC and peer.status in _SOURCE_SET \
                     and member.status < peer.status:
                 continue  # stale: we moved it on ourselves
             peer.set_status(member.status)
         for peer_id in [p for p in self.pushers if p not in seen]:
             await self._retire(peer_id, StorageStatus.NONE)
+
+    async def _readdress(self, pusher: SyncPusher, member: StorageBrief) -> None:
+        """The member moved (a new IP or port under the same storage id): replace its
+        pusher by one at the new address that goes on where the old one stopped: the mark
+        file is kept, not archived."""
+        old = pusher.peer
+        log.info("sync to %s: address changed from %s:%d to %s:%d", member.id, old.ip_addr,
+                 old.port, member.ip_addr, member.port)
+        await pusher.stop()
+        peer = SyncPeer(member.id, member.ip_addr, member.port, member.status)
+        replacement = SyncPusher(self.ctx, peer)
+        if replacement.mark_path != pusher.mark_path and os.path.exists(pusher.mark_path) \
+                and not os.path.exists(replacement.mark_path):
+            # Without storage ids the mark is named after ip and port: carry it over.
+            os.replace(pusher.mark_path, replacement.mark_path)
+        self.pushers[member.id] = replacement
+        replacement.start()
 
     async def _retire(self, peer_id: str, status: int) -> None:
         pusher = self.pushers.pop(peer_id)

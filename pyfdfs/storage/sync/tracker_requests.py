@@ -1,4 +1,5 @@
-"""The pushers' own short tracker conversations: SYNC_SRC_REQ (86) and REPORT_STATUS (76).
+"""The pushers' own short tracker conversations: SYNC_SRC_REQ (86) and REPORT_STATUS (76),
+and disk recovery's GET_STATUS (71) and LIST_STORAGE (92).
 
 Neither needs a joined connection (protocol.md §8.1), so, like the C sync threads, each
 call opens a connection of its own, asks, and says QUIT; the reporter's long-lived
@@ -11,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 
+from pyfdfs.auth import authenticate
 from pyfdfs.config import ConfigError, HostPort, StorageConfig
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.cluster_messages import (
     GroupStorageAddressRequest,
     ReportStatusRequest,
@@ -23,11 +26,13 @@ from pyfdfs.protocol.cluster_messages import (
 )
 from pyfdfs.protocol.constants import GROUP_NAME_MAX_LEN, Command, Status
 from pyfdfs.protocol.errors import ProtocolError
-from pyfdfs.protocol.fields import pack_i32, unpack_fixed
+from pyfdfs.protocol.fields import pack_fixed, pack_i32, unpack_fixed
+from pyfdfs.protocol.tracker_messages import StorageStat
 
 log = logging.getLogger("pyfdfs.storage.sync")
 
 _FAILURES = (OSError, ConnectionClosed, ProtocolError, ResponseError, TimeoutError)
+_MAX_LIST_ANSWER = 64 * 1024
 
 
 async def _call(config: StorageConfig, tracker: HostPort, cmd: int, body: bytes,
@@ -39,6 +44,8 @@ async def _call(config: StorageConfig, tracker: HostPort, cmd: int, body: bytes,
         config.connect_timeout)
     stream = FrameStream(reader, writer, float(config.network_timeout))
     try:
+        await authenticate(stream, config.cluster_secret, AuthRole.STORAGE_TO_TRACKER,
+                           config.server_id or config.listen_addr)
         await stream.send_request(cmd, body)
         answer = await stream.read_response(max_answer)
         with contextlib.suppress(*_FAILURES):
@@ -95,6 +102,45 @@ async def max_status(config: StorageConfig, trackers: list[HostPort], group: str
         status = StorageBrief.decode(body).status
         best = status if best is None else max(best, status)
     return best
+
+
+async def own_brief(config: StorageConfig, trackers: list[HostPort], group: str,
+                    address: str) -> tuple[StorageBrief | None, int]:
+    """GET_STATUS (71) for the storage at ``address`` on every tracker: the brief with the
+    highest status (None if no tracker knows it) and how many trackers answered at all
+    (an ENOENT is an answer)."""
+    request = GroupStorageAddressRequest(group, address).encode()
+    best: StorageBrief | None = None
+    answered = 0
+    for tracker in trackers:
+        try:
+            body = await _call(config, tracker, Command.STORAGE_GET_STATUS, request,
+                               StorageBrief.SIZE)
+        except ResponseError as exc:
+            answered += exc.status == Status.ENOENT
+            continue
+        except _FAILURES as exc:
+            log.info("status query to tracker %s failed: %s", tracker, exc)
+            continue
+        answered += 1
+        brief = StorageBrief.decode(body)
+        if best is None or brief.status > best.status:
+            best = brief
+    return best, answered
+
+
+async def list_group_storages(config: StorageConfig, trackers: list[HostPort],
+                              group: str) -> list[StorageStat] | None:
+    """LIST_STORAGE (92) of our group from the first tracker that answers; None if none
+    did."""
+    for tracker in trackers:
+        try:
+            body = await _call(config, tracker, Command.SERVER_LIST_STORAGE,
+                               pack_fixed(group, GROUP_NAME_MAX_LEN), _MAX_LIST_ANSWER)
+            return StorageStat.decode_list(body) if body else []
+        except _FAILURES as exc:
+            log.info("storage list request to tracker %s failed: %s", tracker, exc)
+    return None
 
 
 async def notify_reselect_leader(config: StorageConfig, tracker: HostPort) -> None:

@@ -1,0 +1,194 @@
+"""The BufferedProtocol server connection (pyfdfs.net.connection) behind FrameServer:
+frames split or coalesced arbitrarily, bodies larger than the buffer, streamed bodies,
+back-pressure, clean and unclean closes, and the coarse inactivity timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import zlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from pyfdfs.net.connection import BUFFER_SIZE, FrameProtocol
+from pyfdfs.net.frames import ConnectionClosed, FrameStream
+from pyfdfs.net.server import CommandSpec, FrameServer, Response, ServerLimits
+
+_HEADER = struct.Struct(">qBB")
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Run a scenario on the standard loop and on uvloop (what the servers use)."""
+    if request.param == "asyncio":
+        return asyncio.run
+    uvloop = pytest.importorskip("uvloop")
+
+    def run_uvloop(coro: Coroutine[Any, Any, None]) -> None:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coro)
+    return run_uvloop
+
+
+class _Session:
+    def __init__(self, stream: FrameStream) -> None:
+        self.stream = stream
+
+    async def on_close(self) -> None:
+        return None
+
+
+async def _echo(session: _Session, body: bytes) -> Response:
+    return Response(body=body)
+
+
+async def _crc(session: _Session, header: object) -> Response:
+    """Streaming: CRC32 and size of the body, read chunk by chunk, slowly."""
+    crc, size = 0, 0
+    async for chunk in session.stream.iter_body(header.pkg_len):  # type: ignore[attr-defined]
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+        await asyncio.sleep(0)
+    return Response(body=struct.pack(">qq", size, crc))
+
+
+async def _whole(session: _Session, header: object) -> Response:
+    """Streaming, but reads the body in one piece of the size the peer declared."""
+    body = await session.stream.read_exactly(header.pkg_len)  # type: ignore[attr-defined]
+    return Response(body=struct.pack(">q", len(body)))
+
+
+async def _serve(timeout: float = 5.0, max_body: int = 1 << 20) -> FrameServer[_Session]:
+    server: FrameServer[_Session] = FrameServer(
+        "test", {1: CommandSpec(_echo), 2: CommandSpec(_crc, streaming=True),
+                 3: CommandSpec(_whole, streaming=True)},
+        _Session, host="127.0.0.1", port=0,
+        limits=ServerLimits(network_timeout=timeout, max_body=max_body))
+    await server.start()
+    assert server._server is not None
+    server.port = server._server.sockets[0].getsockname()[1]
+    return server
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    pkg_len, cmd, status = _HEADER.unpack(await reader.readexactly(10))
+    assert cmd == 100
+    return status, await reader.readexactly(pkg_len)
+
+
+def test_frames_split_and_coalesced(run: Runner) -> None:
+    async def scenario() -> None:
+        server = await _serve()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            bodies = [b"", b"x", bytes(range(256)) * 3, b"y" * (BUFFER_SIZE * 3 + 5)]
+            wire = b"".join(_HEADER.pack(len(b), 1, 0) + b for b in bodies)
+            # One byte at a time for the first frames, then the rest in one go.
+            for i in range(40):
+                writer.write(wire[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(0)
+            writer.write(wire[40:])
+            for body in bodies:
+                assert await _response(reader) == (0, body)
+            writer.close()
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_streamed_body_larger_than_buffer(run: Runner) -> None:
+    async def scenario() -> None:
+        server = await _serve()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            body = bytes(range(251)) * 40_000  # ~10 MB: pauses and resumes reading
+            writer.write(_HEADER.pack(len(body), 2, 0))
+            for start in range(0, len(body), 300_000):
+                writer.write(body[start:start + 300_000])
+                await writer.drain()
+            status, answer = await _response(reader)
+            assert status == 0
+            assert struct.unpack(">qq", answer) == (len(body), zlib.crc32(body))
+            # The connection still serves small frames after the big one.
+            writer.write(_HEADER.pack(3, 1, 0) + b"abc")
+            assert await _response(reader) == (0, b"abc")
+            writer.close()
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_huge_declared_read_allocates_only_what_arrives(run: Runner) -> None:
+    async def scenario() -> None:
+        server = await _serve()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            body = b"z" * 300_000
+            writer.write(_HEADER.pack(len(body), 3, 0) + body)
+            assert await _response(reader) == (0, struct.pack(">q", len(body)))
+            # 2^50 bytes declared, a few sent: no 1 PiB buffer, just a closed connection.
+            writer.write(_HEADER.pack(1 << 50, 3, 0) + b"abc")
+            writer.write_eof()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_close_inside_header_and_clean_close(run: Runner) -> None:
+    async def scenario() -> None:
+        server = await _serve()
+        try:
+            for wire in (b"", b"\0\0\0"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(wire)
+                writer.write_eof()
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+                writer.close()
+            await asyncio.sleep(0.05)
+            assert server.connection_count == 0
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_silent_peer_times_out(run: Runner) -> None:
+    async def scenario() -> None:
+        server = await _serve(timeout=0.3)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(_HEADER.pack(100, 1, 0) + b"partial")  # then nothing
+            started = asyncio.get_running_loop().time()
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert asyncio.get_running_loop().time() - started < 3
+            writer.close()
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_wait_for_reports_timeout_and_lost_connection(run: Runner) -> None:
+    async def scenario() -> None:
+        protocol = FrameProtocol(lambda p: None, timeout=0.05)
+        with pytest.raises(ConnectionClosed, match="no data"):
+            await protocol.wait_for(1)
+        waiting = asyncio.ensure_future(protocol.wait_for(10))
+        await asyncio.sleep(0)
+        protocol.connection_lost(ConnectionResetError("reset"))
+        with pytest.raises(ConnectionClosed, match="connection lost"):
+            await waiting
+        closed = FrameProtocol(lambda p: None, timeout=1)
+        closed.eof_received()
+        assert await closed.wait_for(1) is False
+
+    run(scenario())
