@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-import sys
 from collections.abc import Coroutine
 
 from pyfdfs.config import ConfigError, LogRotation, StorageConfig, load_storage_config
+from pyfdfs.net.foreground import PidFile, run_in_foreground, serve_until_signalled
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
 from pyfdfs.observability import servers as observability
@@ -41,6 +39,7 @@ class StorageServer:
         if not config.group_name:
             raise ConfigError("group_name unknown: set it in storage.conf")
         self.config = config
+        self.pid_file = PidFile(config.base_path, "fdfs_storaged.pid")
         self.ctx = StorageContext(config)
         limits = ServerLimits(max_connections=config.max_connections,
                               network_timeout=float(config.network_timeout),
@@ -69,7 +68,7 @@ class StorageServer:
         await self.server.start()
         await self.http.start()
         await self.observability.start()
-        self._write_pid()
+        self.pid_file.write()
         self._timers = [
             # The binlog fsync runs on a worker thread: a slow disk must not stall the
             # loop that serves clients and feeds the sync pushers.
@@ -133,57 +132,21 @@ class StorageServer:
         await self.server.stop()
         await self.observability.stop()
         self.ctx.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._pid_path)
+        self.pid_file.remove()
         log.info("storage stopped")
-
-    @property
-    def _pid_path(self) -> str:
-        return os.path.join(self.config.base_path, "data", "fdfs_storaged.pid")
-
-    def _write_pid(self) -> None:
-        with open(self._pid_path, "w", encoding="ascii") as fh:
-            fh.write(f"{os.getpid()}\n")
-
-
-def _install_event_loop_policy() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def _serve(config: StorageConfig) -> None:
     if config.group_name is None:
         config.group_name = await ask_group_name(config)
-    server = StorageServer(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.stop)
-    await server.run()
+    await serve_until_signalled(StorageServer(config))
+
+
+def _prepare(config: StorageConfig) -> None:
+    os.makedirs(config.base_path, exist_ok=True)
+    setup_logging(config.base_path, config.log_level, config.error_log_rotation)
 
 
 def run_storage(config_path: str) -> int:
     """Run a storage in the foreground until SIGTERM/SIGINT; the exit status."""
-    try:
-        config = load_storage_config(config_path)
-    except (ConfigError, OSError) as exc:
-        print(f"pyfdfs storage: {exc}", file=sys.stderr)
-        return 2
-    try:
-        os.makedirs(config.base_path, exist_ok=True)
-        setup_logging(config.base_path, config.log_level, config.error_log_rotation)
-    except OSError as exc:
-        print(f"pyfdfs storage: cannot use base_path: {exc}", file=sys.stderr)
-        return 2
-    _install_event_loop_policy()
-    try:
-        asyncio.run(_serve(config))
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    except OSError as exc:
-        log.error("storage failed: %s", exc)
-        return 1
-    return 0
+    return run_in_foreground("storage", config_path, load_storage_config, _prepare, _serve)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 
-from pyfdfs.config import ConfigError, LogRotation, TrackerConfig, load_tracker_config
+from pyfdfs.config import LogRotation, TrackerConfig, load_tracker_config
+from pyfdfs.net.foreground import PidFile, run_in_foreground, serve_until_signalled
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
 from pyfdfs.observability import servers as observability
@@ -73,6 +71,7 @@ class TrackerServer:
 
     def __init__(self, config: TrackerConfig) -> None:
         self.config = config
+        self.pid_file = PidFile(config.base_path, "fdfs_trackerd.pid")
         self.ctx = open_context(config)
         limits = ServerLimits(max_connections=config.max_connections,
                               network_timeout=float(config.network_timeout),
@@ -97,7 +96,7 @@ class TrackerServer:
         await self.server.start()
         await self.http.start()
         await self.observability.start()
-        self._write_pid()
+        self.pid_file.write()
         self._save_status_file()
         self._timers = [
             asyncio.create_task(self._every(HOUSEKEEPING_INTERVAL, self._housekeeping)),
@@ -145,55 +144,19 @@ class TrackerServer:
         except OSError:
             log.exception("cannot save tracker state")
         self._save_status_file()
-        with contextlib.suppress(OSError):
-            os.unlink(self._pid_path)
+        self.pid_file.remove()
         log.info("tracker stopped")
-
-    @property
-    def _pid_path(self) -> str:
-        return os.path.join(self.config.base_path, "data", "fdfs_trackerd.pid")
-
-    def _write_pid(self) -> None:
-        with open(self._pid_path, "w", encoding="ascii") as fh:
-            fh.write(f"{os.getpid()}\n")
-
-
-def _install_event_loop_policy() -> None:
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def _serve(config: TrackerConfig) -> None:
-    server = TrackerServer(config)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, server.stop)
-    await server.run()
+    await serve_until_signalled(TrackerServer(config))
+
+
+def _prepare(config: TrackerConfig) -> None:
+    os.makedirs(os.path.join(config.base_path, "data"), exist_ok=True)
+    setup_logging(config.base_path, config.log_level, config.error_log_rotation)
 
 
 def run_tracker(config_path: str) -> int:
     """Run a tracker in the foreground until SIGTERM/SIGINT; 0 on a clean stop."""
-    try:
-        config = load_tracker_config(config_path)
-    except ConfigError as exc:
-        print(f"pyfdfs tracker: {exc}", file=sys.stderr)
-        return 2
-    try:
-        os.makedirs(os.path.join(config.base_path, "data"), exist_ok=True)
-        setup_logging(config.base_path, config.log_level, config.error_log_rotation)
-    except OSError as exc:
-        print(f"pyfdfs tracker: cannot prepare {config.base_path}: {exc}", file=sys.stderr)
-        return 2
-    _install_event_loop_policy()
-    try:
-        asyncio.run(_serve(config))
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    except OSError as exc:
-        log.error("tracker failed: %s", exc)
-        return 1
-    return 0
+    return run_in_foreground("tracker", config_path, load_tracker_config, _prepare, _serve)
