@@ -22,7 +22,7 @@ from pathlib import Path
 from pyfdfs.protocol.constants import Command
 from pyfdfs.protocol.header import decode_header, encode_header
 from pyfdfs.protocol.storage_messages import DownloadRequest, UploadRequest, UploadResponse
-from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, wait_until
+from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, recv_exactly, wait_until
 
 
 class Conn:
@@ -31,13 +31,7 @@ class Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _recv(self, size: int) -> bytes:
-        data = bytearray()
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return bytes(data)
+        return recv_exactly(self.sock, size)
 
     def call(self, cmd: int, body: bytes) -> tuple[int, bytes]:
         self.sock.sendall(encode_header(len(body), cmd) + body)

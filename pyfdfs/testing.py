@@ -115,7 +115,7 @@ class ServerProcess:
         try:
             with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
                 sock.sendall(encode_header(0, Command.ACTIVE_TEST))
-                return len(_recv_exactly(sock, 10)) == 10
+                return len(recv_exactly(sock, 10)) == 10
         except OSError:
             return False
 
@@ -283,10 +283,10 @@ class LocalCluster:
             with socket.create_connection((tracker.host, tracker.port), timeout=5) as sock:
                 sock.sendall(encode_header(16, Command.SERVER_LIST_STORAGE)
                              + pack_fixed(group, 16))
-                header = decode_header(_recv_exactly(sock, 10))
+                header = decode_header(recv_exactly(sock, 10))
                 if header.status or header.pkg_len == 0:
                     return []
-                return StorageStat.decode_list(_recv_exactly(sock, header.pkg_len))
+                return StorageStat.decode_list(recv_exactly(sock, header.pkg_len))
         except (OSError, ValueError):
             return []
 
@@ -300,7 +300,7 @@ class LocalCluster:
         return "\n".join(parts)
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
     data = bytearray()
     while len(data) < size:
         chunk = sock.recv(size - len(data))
@@ -326,6 +326,6 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20,
         delay = min(delay * 1.5, 0.25)
 
 
-__all__ = ["LocalCluster", "ServerProcess", "StorageSpec", "free_port", "wait_until",
-           "write_conf"]
+__all__ = ["LocalCluster", "ServerProcess", "StorageSpec", "free_port", "recv_exactly",
+           "wait_until", "write_conf"]
 

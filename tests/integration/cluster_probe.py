@@ -8,17 +8,9 @@ from pathlib import Path
 
 from pyfdfs.protocol.file_id import decode_file_name, split_file_id
 from pyfdfs.protocol.header import decode_header, encode_header
-from pyfdfs.testing import LocalCluster, ServerProcess
+from pyfdfs.testing import LocalCluster, ServerProcess, recv_exactly
 
-
-def recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return bytes(data)
+__all__ = ["recv_exactly"]
 
 
 def call(host: str, port: int, cmd: int, body: bytes = b"", *,

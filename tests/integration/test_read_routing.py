@@ -24,7 +24,7 @@ from pyfdfs.protocol.file_id import decode_file_name
 from pyfdfs.protocol.header import decode_header, encode_header
 from pyfdfs.protocol.storage_messages import UploadRequest, UploadResponse
 from pyfdfs.protocol.tracker_messages import FetchTarget, FetchTargets
-from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, wait_until
+from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, recv_exactly, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 GROUP = "group1"
@@ -34,18 +34,8 @@ MAX_TIME = 2  # tracker storage_sync_file_max_time
 def _call(host: str, port: int, cmd: int, body: bytes) -> tuple[int, bytes]:
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(encode_header(len(body), cmd) + body)
-        header = decode_header(_recv(sock, 10))
-        return header.status, _recv(sock, header.pkg_len)
-
-
-def _recv(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return bytes(data)
+        header = decode_header(recv_exactly(sock, 10))
+        return header.status, recv_exactly(sock, header.pkg_len)
 
 
 def upload(storage: ServerProcess, data: bytes) -> str:

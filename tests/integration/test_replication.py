@@ -27,7 +27,7 @@ from pyfdfs.protocol.storage_messages import (
     UploadRequest,
     UploadResponse,
 )
-from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, wait_until
+from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, recv_exactly, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 GROUP = "group1"
@@ -49,13 +49,7 @@ class Node:
         self.close()
 
     def _recv(self, size: int) -> bytes:
-        data = bytearray()
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
-                raise ConnectionError("closed")
-            data += chunk
-        return bytes(data)
+        return recv_exactly(self.sock, size)
 
     def call(self, cmd: int, body: bytes = b"") -> tuple[int, bytes]:
         self.sock.sendall(encode_header(len(body), cmd) + body)
