@@ -18,6 +18,7 @@ from pyfdfs.storage.file_names import FileNamer
 from pyfdfs.storage.stats import DataInitFlag, StorageStats, read_ini_pairs
 from pyfdfs.storage.store_paths import MB, StorePath, StorePaths
 from pyfdfs.storage.sync.acks import ReplicaAcks
+from pyfdfs.storage.trunk.service import TrunkService
 from pyfdfs.storage_ids import StorageIds
 
 log = logging.getLogger("pyfdfs.storage")
@@ -42,6 +43,15 @@ class TrackerParameters:
     response_ip_addr_size: int = IPV4_ADDRESS_SIZE
     store_slave_file_use_link: bool = False
     storage_ip_changed_auto_adjust: bool = True
+    # Trunk mode (config.md §3.4): decided by the tracker, not by storage.conf.
+    use_trunk_file: bool = False
+    slot_min_size: int = 256
+    slot_max_size: int = 1024 * 1024
+    trunk_alloc_alignment_size: int = 0
+    trunk_file_size: int = 64 * 1024 * 1024
+    trunk_free_space_merge: bool = False
+    trunk_init_check_occupying: bool = False
+    trunk_init_reload_from_binlog: bool = False
 
     def apply(self, params: dict[str, str]) -> None:
         def flag(key: str, current: bool) -> bool:
@@ -65,6 +75,18 @@ class TrackerParameters:
                                               self.store_slave_file_use_link)
         self.storage_ip_changed_auto_adjust = flag("storage_ip_changed_auto_adjust",
                                                    self.storage_ip_changed_auto_adjust)
+        self.use_trunk_file = flag("use_trunk_file", self.use_trunk_file)
+        self.trunk_free_space_merge = flag("trunk_free_space_merge",
+                                           self.trunk_free_space_merge)
+        self.trunk_init_check_occupying = flag("trunk_init_check_occupying",
+                                               self.trunk_init_check_occupying)
+        self.trunk_init_reload_from_binlog = flag("trunk_init_reload_from_binlog",
+                                                  self.trunk_init_reload_from_binlog)
+        for key in ("slot_min_size", "slot_max_size", "trunk_alloc_alignment_size",
+                    "trunk_file_size"):
+            value = params.get(key, "").strip()
+            if value.isdigit():
+                setattr(self, key, int(value))
 
 
 class FileLocks:
@@ -120,6 +142,9 @@ class StorageContext:
         self.storage_id = config.server_id or ""
         self.storage_ids = StorageIds()
         self.group_members: tuple[StorageBrief, ...] = load_members(self.data_dir)
+        # The group's trunk server as the trackers last named it (protocol.md §5.8 flag 2).
+        self.trunk_server: StorageBrief | None = None
+        self.trunk = TrunkService(self)
 
     @property
     def server_id(self) -> str:

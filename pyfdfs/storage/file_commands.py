@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat
 import time
 
 from pyfdfs.net.server import QUIT, Response
@@ -13,14 +12,21 @@ from pyfdfs.protocol.constants import (
     GROUP_NAME_MAX_LEN,
     QUERY_FILE_INFO_NO_CRC,
     REMOTE_FILENAME_MAX_LEN,
-    Status,
 )
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import decode_file_name
 from pyfdfs.protocol.header import Header
 from pyfdfs.protocol.storage_messages import DownloadRequest, FileInfo
 from pyfdfs.protocol.tracker_messages import GroupFileRequest
-from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.binlog import BinlogOp, BinlogPosition
+from pyfdfs.storage.file_location import (
+    METADATA_SUFFIX,
+    FileLocation,
+    clear_slot,
+    locate,
+    not_found,
+    open_content,
+)
 from pyfdfs.storage.incoming import file_crc32
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.store_paths import StorePath
@@ -28,39 +34,32 @@ from pyfdfs.storage.store_paths import StorePath
 log = logging.getLogger("pyfdfs.storage")
 
 
-def not_found(what: str) -> ProtocolError:
-    return ProtocolError(f"{what} not found", Status.ENOENT)
-
-
 async def download_file(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
     request = DownloadRequest.decode(body)
     ctx.check_group(request.group)
-    _, _, path = ctx.store_paths.resolve(request.filename)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError):
+        content = open_content(locate(ctx.store_paths, request.filename))
+    except ProtocolError:
         ctx.stats.count("download", False)
-        raise not_found(request.filename) from None
+        raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise not_found(request.filename)
         # protocol.md §7.12: offset beyond the end is an error; offset == size gives an
         # empty body (even for an empty file); too long a length is clamped.
-        if request.offset > st.st_size:
-            raise ProtocolError(f"offset {request.offset} beyond size {st.st_size}")
-        remaining = st.st_size - request.offset
+        if request.offset > content.size:
+            raise ProtocolError(f"offset {request.offset} beyond size {content.size}")
+        remaining = content.size - request.offset
         length = remaining if request.length == 0 else min(request.length, remaining)
         try:
-            await session.stream.send_file_response(fd, request.offset, length)
+            await session.stream.send_file_response(content.fd,
+                                                    content.offset + request.offset, length)
         except (OSError, ConnectionError) as exc:
             # The header is out: the only way to signal failure is to hang up (§1).
             log.info("download of %s aborted: %s", request.filename, exc)
             ctx.stats.count("download", False, 0, with_bytes="download")
             return QUIT
     finally:
-        os.close(fd)
+        content.close()
     ctx.stats.count("download", True, length, with_bytes="download")
     return Response(silent=True)
 
@@ -69,7 +68,10 @@ async def delete_file(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
     request = GroupFileRequest.decode(body)
     ctx.check_group(request.group)
-    name, store, path = ctx.store_paths.resolve(request.filename)
+    location = locate(ctx.store_paths, request.filename)
+    if location.trunk is not None:
+        return await _delete_trunk_file(session, location)
+    name, store, path = location.name, location.store, location.name_path
     if not os.path.lexists(path) or os.path.isdir(path):
         ctx.stats.count("delete", False)
         raise not_found(request.filename)
@@ -77,9 +79,7 @@ async def delete_file(session: StorageSession, body: bytes) -> Response:
     target = _link_target(store, path)
     os.unlink(path)
     end = ctx.binlog.write(now, BinlogOp.DELETE, name.text)
-    if os.path.lexists(path + "-m"):
-        os.unlink(path + "-m")
-        end = ctx.binlog.write(now, BinlogOp.DELETE, name.text + "-m")
+    end = _delete_metadata(session, location, now) or end
     if target is not None:
         # A slave stored as a symlink owns its target (storage_internals.md §13).
         target_name, target_path = target
@@ -91,6 +91,35 @@ async def delete_file(session: StorageSession, body: bytes) -> Response:
     ctx.stats.count("delete", True)
     ctx.stats.source_updated()
     return await ctx.replication.confirm(end, Response(), path)
+
+
+def _delete_metadata(session: StorageSession, location: FileLocation,
+                     now: int) -> BinlogPosition | None:
+    if not os.path.lexists(location.meta_path):
+        return None
+    os.unlink(location.meta_path)
+    return session.ctx.binlog.write(now, BinlogOp.DELETE, location.name.text + METADATA_SUFFIX)
+
+
+async def _delete_trunk_file(session: StorageSession, location: FileLocation) -> Response:
+    """Free the slot here (type byte 0), log the delete, and give the space back to the
+    trunk server; the peers clear their copies of the slot when the delete replicates."""
+    ctx = session.ctx
+    assert location.trunk is not None
+    if not clear_slot(location):
+        ctx.stats.count("delete", False)
+        raise not_found(location.name)
+    now = int(time.time())
+    end = ctx.binlog.write(now, BinlogOp.DELETE, location.name.text)
+    end = _delete_metadata(session, location, now) or end
+    try:
+        await ctx.trunk.free(location.trunk.slot)
+    except Exception as exc:  # the file is gone either way; the space is reclaimed later
+        log.warning("could not return the slot of %s to the trunk server: %s",
+                    location.name, exc)
+    ctx.stats.count("delete", True)
+    ctx.stats.source_updated()
+    return await ctx.replication.confirm(end, Response(), location.content_path)
 
 
 def _link_target(store: StorePath, path: str) -> tuple[str, str] | None:
@@ -120,22 +149,19 @@ async def _query_file_info(session: StorageSession, body: bytes, flags: int) -> 
     ctx = session.ctx
     request = GroupFileRequest.decode(body)
     ctx.check_group(request.group)
-    name, _, path = ctx.store_paths.resolve(request.filename)
-    info = decode_file_name(name.text)
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise not_found(request.filename) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise not_found(request.filename)
+    location = locate(ctx.store_paths, request.filename)
+    info = decode_file_name(location.name.text)
+    content = open_content(location)
+    content.close()
     crc = info.crc32
     if info.is_appender or info.is_slave:
         # V6.15.1+: the name's CRC is stale for these; compute unless told not to (§7.11).
         if flags & QUERY_FILE_INFO_NO_CRC:
             crc = 0
         else:
-            crc = await asyncio.get_running_loop().run_in_executor(None, file_crc32, path)
+            crc = await asyncio.get_running_loop().run_in_executor(
+                None, file_crc32, location.name_path)
     # A server id in the name stands for the storage's current address (file_id.md §2.1).
     source = ctx.source_address(info.source) if info.source_is_id else info.source
-    answer = FileInfo(st.st_size, int(st.st_mtime), crc, source)
+    answer = FileInfo(content.size, content.mtime, crc, source)
     return Response(body=answer.encode(ctx.params.response_ip_addr_size))

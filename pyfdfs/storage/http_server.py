@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import stat
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -34,6 +33,7 @@ from pyfdfs.http.urls import FileUrl, UrlError, parse_file_path, request_target
 from pyfdfs.net.frames import sendfile_on_thread
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.file_location import OpenContent, locate, open_content
 from pyfdfs.storage.http_peers import PeerFile, PeerFiles, TrackersUnreachable
 
 log = logging.getLogger("pyfdfs.storage.http")
@@ -109,23 +109,20 @@ class StorageHttpServer:
             if refused is not None:
                 return refused
         try:
-            _, _, path = self.ctx.store_paths.resolve(url.name.text)
+            location = locate(self.ctx.store_paths, url.name.text)
         except ProtocolError as exc:
             return text_response(400, str(exc))
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError):
+            content = open_content(location)
+        except ProtocolError:
             return await self._serve_from_peer(request, url)
         except OSError as exc:
-            log.warning("cannot open %s: %s", path, exc)
+            log.warning("cannot open %s: %s", location.content_path, exc)
             return text_response(500, "cannot read the file")
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return text_response(404, "not found")
-            return await self._serve_local(request, url, fd, st)
+            return await self._serve_local(request, url, content)
         finally:
-            os.close(fd)
+            content.close()
 
     async def _check_token(self, request: web.BaseRequest,
                            url: FileUrl) -> web.StreamResponse | None:
@@ -156,14 +153,15 @@ class StorageHttpServer:
             if_modified_since=headers.get("If-Modified-Since"),
             if_range=headers.get("If-Range"), download_name=request.query.get("filename"))
 
-    async def _serve_local(self, request: web.BaseRequest, url: FileUrl, fd: int,
-                           st: os.stat_result) -> web.StreamResponse:
-        plan = self._plan(request, url, st.st_size, int(st.st_mtime))
+    async def _serve_local(self, request: web.BaseRequest, url: FileUrl,
+                           content: OpenContent) -> web.StreamResponse:
+        plan = self._plan(request, url, content.size, content.mtime)
         response = web.StreamResponse(status=plan.status, headers=plan.headers)
         try:
             await response.prepare(request)
             if plan.has_body:
-                await self._sendfile(request, response, fd, plan.offset, plan.length)
+                await self._sendfile(request, response, content.fd,
+                                     content.offset + plan.offset, plan.length)
             await response.write_eof()
         except OSError as exc:  # ConnectionError included: the client left, or the file shrank
             # Headers are out: the only honest signal left is a short body (hang up).

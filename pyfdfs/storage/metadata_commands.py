@@ -13,9 +13,8 @@ from pyfdfs.protocol.metadata import decode_metadata, encode_metadata, merge_met
 from pyfdfs.protocol.storage_messages import SetMetadataRequest
 from pyfdfs.protocol.tracker_messages import GroupFileRequest
 from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.file_location import METADATA_SUFFIX, content_exists, locate
 from pyfdfs.storage.session import StorageSession
-
-METADATA_SUFFIX = "-m"
 
 
 def write_small_file(path: str, data: bytes) -> None:
@@ -29,12 +28,12 @@ async def set_metadata(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
     request = SetMetadataRequest.decode(body)
     ctx.check_group(request.group)
-    name, _, path = ctx.store_paths.resolve(request.filename)
-    if not os.path.isfile(path):
+    location = locate(ctx.store_paths, request.filename)
+    if not content_exists(location):
         ctx.stats.count("set_meta", False)
         raise ProtocolError(f"{request.filename} not found", Status.ENOENT)
-    meta_path = path + METADATA_SUFFIX
-    meta_name = name.text + METADATA_SUFFIX
+    meta_path = location.meta_path
+    meta_name = location.name.text + METADATA_SUFFIX
     existed = os.path.isfile(meta_path)
     now = int(time.time())
     update = decode_metadata(request.metadata)
@@ -62,11 +61,11 @@ async def get_metadata(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
     request = GroupFileRequest.decode(body)
     ctx.check_group(request.group)
-    _, _, path = ctx.store_paths.resolve(request.filename)
+    location = locate(ctx.store_paths, request.filename)
     try:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(path)
-        with open(path + METADATA_SUFFIX, "rb") as fh:
+        if not content_exists(location):
+            raise FileNotFoundError(location.name_path)
+        with open(location.meta_path, "rb") as fh:
             data = fh.read(ctx.config.buff_size + 1)
     except (FileNotFoundError, NotADirectoryError):
         ctx.stats.count("get_meta", False)

@@ -26,6 +26,13 @@ from pyfdfs.protocol.storage_messages import (
     SyncTwoNamesRequest,
 )
 from pyfdfs.storage.binlog import BinlogOp, BinlogRecord
+from pyfdfs.storage.file_location import (
+    FileLocation,
+    SlotWriter,
+    clear_slot,
+    content_exists,
+    locate,
+)
 from pyfdfs.storage.incoming import IncomingFile, write_at
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.store_paths import SYNC_TEMP_PREFIX
@@ -108,7 +115,10 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
     has_content = header.status == 0
     request = SyncCreateRequest.decode(prefix, header.pkg_len, has_content=has_content)
     ctx.check_group(request.group)
-    name, store, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
+    location = locate(ctx.store_paths, request.filename, metadata_suffix_ok=True)
+    if location.trunk is not None:
+        return await _sync_create_trunk_file(session, request, location, has_content)
+    name, store, path = location.name, location.store, location.name_path
     op = BinlogOp.UPDATE if update else BinlogOp.CREATE
     appender = not update and _is_appender_name(name.text)
     if not has_content:
@@ -160,11 +170,55 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
     return Response()
 
 
+async def _sync_create_trunk_file(session: StorageSession, request: SyncCreateRequest,
+                                  location: FileLocation, has_content: bool) -> Response:
+    """A trunk file goes into the same slot of our copy of its container: the trunk server
+    allocated the slot for the whole group (storage_internals.md §11)."""
+    ctx = session.ctx
+    assert location.trunk is not None
+    name = location.name.text
+    if content_exists(location):
+        # Here already: this record's replay, or a full sync of a file we hold.
+        if has_content:
+            await session.stream.discard(request.file_size)
+        _caught_up(session, request.timestamp)
+        return Response(Status.EEXIST)
+    if not has_content:
+        _applied(session, request.timestamp, BinlogOp.CREATE, name)
+        return Response(Status.EEXIST)
+    if request.file_size != location.trunk.size:
+        raise ProtocolError(f"sync of {name}: {request.file_size} bytes, the name says "
+                            f"{location.trunk.size}")
+    writer = SlotWriter(location.store, location.trunk.slot,
+                        fsync=bool(ctx.config.fsync_after_written_bytes))
+    try:
+        # Whatever the slot held before is gone on the source: the trunk server freed it.
+        writer.clear_header()
+        await writer.receive(session.stream, request.file_size)
+        # Logged before the header makes the file visible, as for plain files.
+        _applied(session, request.timestamp, BinlogOp.CREATE, name)
+        await writer.finish(location.trunk.header)
+    finally:
+        writer.close()
+    ctx.stats.add("total_sync_in_bytes", request.file_size)
+    ctx.stats.add("success_sync_in_bytes", request.file_size)
+    await ctx.replication.persist(location.content_path)
+    return Response()
+
+
 async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
     request = SyncDeleteRequest.decode(body)
     ctx.check_group(request.group)
-    name, _, path = ctx.store_paths.resolve(request.filename, metadata_suffix_ok=True)
+    location = locate(ctx.store_paths, request.filename, metadata_suffix_ok=True)
+    if location.trunk is not None:
+        if not content_exists(location):
+            return Response(Status.ENOENT)
+        _applied(session, request.timestamp, BinlogOp.DELETE, location.name.text)
+        clear_slot(location)
+        await ctx.replication.persist(location.content_path)
+        return Response()
+    name, path = location.name, location.name_path
     if not os.path.lexists(path) or os.path.isdir(path):
         return Response(Status.ENOENT)
     # Logged before the unlink for the same reason as creates (see _sync_create).

@@ -6,7 +6,9 @@ when complete, because the name itself records the mtime, size and CRC (file_id.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 
 from pyfdfs.net.server import Response
 from pyfdfs.protocol.constants import Status
@@ -14,8 +16,16 @@ from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import parse_logical_name, slave_logical_name
 from pyfdfs.protocol.header import Header
 from pyfdfs.protocol.storage_messages import UploadRequest, UploadResponse, UploadSlaveRequest
+from pyfdfs.protocol.trunk import SLOT_REGULAR, TrunkHeader, trunk_logical_name
 from pyfdfs.storage.binlog import BinlogOp
 from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.file_location import (
+    SlotWriter,
+    clear_slot,
+    container_path,
+    content_exists,
+    locate,
+)
 from pyfdfs.storage.incoming import IncomingFile
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.store_paths import StorePath
@@ -37,6 +47,8 @@ async def _upload(session: StorageSession, header: Header, *, appender: bool) ->
     store = ctx.store_paths.choose(request.store_path_index,
                                    most_free=ctx.params.store_path_mode == 2)
     ctx.check_space(store, request.file_size)
+    if not appender and ctx.trunk.fits(request.file_size):
+        return await _upload_to_trunk(session, store, request.file_size, formatted_ext)
     subdir = ctx.namer.choose_subdir()
     incoming = await _receive(session, store, request.file_size)
     try:
@@ -52,6 +64,45 @@ async def _upload(session: StorageSession, header: Header, *, appender: bool) ->
     ctx.stats.source_updated()
     answer = Response(body=UploadResponse(ctx.group, name).encode())
     return await ctx.replication.confirm(end, answer, store.file_path(parse_logical_name(name)))
+
+
+async def _upload_to_trunk(session: StorageSession, store: StorePath, size: int,
+                           formatted_ext: str) -> Response:
+    """A small file goes into a slot of a trunk container (storage_internals.md §11):
+    reserve the slot, fill it, confirm it, and only then log and answer, so that no
+    binlog record or client ever names a slot the trunk server may hand out again."""
+    ctx = session.ctx
+    timestamp = int(time.time())  # the upload start time names a trunk file (file_id.md §7)
+    slot = await ctx.trunk.alloc(size, store.index)
+    writer = None
+    try:
+        writer = SlotWriter(store, slot, fsync=bool(ctx.config.fsync_after_written_bytes))
+        writer.clear_header()
+        await writer.receive(session.stream, size)
+        name = trunk_logical_name(slot, source=ctx.namer.source, timestamp=timestamp,
+                                  size=size, crc32=writer.crc32, formatted_ext=formatted_ext)
+        await writer.finish(TrunkHeader(SLOT_REGULAR, slot.size, size, writer.crc32,
+                                        timestamp, formatted_ext))
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        with contextlib.suppress(Exception):
+            await ctx.trunk.confirm(slot, False)
+        ctx.stats.count("upload", False, size, with_bytes="upload")
+        raise
+    try:
+        await ctx.trunk.confirm(slot, True)
+    except BaseException:
+        # The trunk server gave the slot up (its reservation expired): it is not ours.
+        with contextlib.suppress(OSError):
+            clear_slot(locate(ctx.store_paths, name))
+        ctx.stats.count("upload", False, size, with_bytes="upload")
+        raise
+    end = ctx.binlog.write(timestamp, BinlogOp.CREATE, name)
+    ctx.stats.count("upload", True, size, with_bytes="upload")
+    ctx.stats.source_updated()
+    answer = Response(body=UploadResponse(ctx.group, name).encode())
+    return await ctx.replication.confirm(end, answer, container_path(store, slot))
 
 
 async def _receive(session: StorageSession, store: StorePath, size: int) -> IncomingFile:
@@ -90,12 +141,13 @@ async def upload_slave_file(session: StorageSession, header: Header) -> Response
         raise ProtocolError("package shorter than the slave upload prefix")
     prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
     request = UploadSlaveRequest.decode(prefix, header.pkg_len)
-    master, store, master_path = ctx.store_paths.resolve(request.master_filename)
+    master_location = locate(ctx.store_paths, request.master_filename)
+    master, store = master_location.name, master_location.store
     slave_text = slave_logical_name(master.text, request.prefix, request.ext)
     _, _, slave_path = ctx.store_paths.resolve(slave_text)
     # Errors below are answered before the content is read; the server then closes the
     # connection because the body is still in the socket (protocol.md §1).
-    if not os.path.isfile(master_path):
+    if not content_exists(master_location):
         raise ProtocolError(f"master file {master} not found", Status.ENOENT)
     if os.path.lexists(slave_path):
         raise ProtocolError(f"slave file {slave_text} exists", Status.EEXIST)

@@ -6,6 +6,7 @@ import os
 import stat
 
 from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.storage.file_location import FileLocation, content_exists, content_size, locate
 from pyfdfs.storage.store_paths import StorePaths
 
 
@@ -15,26 +16,38 @@ class LocalStore:
     def __init__(self, store_paths: StorePaths) -> None:
         self.store_paths = store_paths
 
-    def path(self, name: str) -> str | None:
-        """Absolute path of a logical name, None if the name is not valid here."""
+    def location(self, name: str) -> FileLocation | None:
+        """Where a logical name's content is, None if the name is not valid here."""
         try:
-            return self.store_paths.resolve(name, metadata_suffix_ok=True)[2]
+            return locate(self.store_paths, name, metadata_suffix_ok=True)
         except (ProtocolError, ValueError):
             return None
 
+    def path(self, name: str) -> str | None:
+        """Absolute path of a logical name (a trunk name: the path its metadata file
+        hangs off), None if the name is not valid here."""
+        location = self.location(name)
+        return None if location is None else location.name_path
+
     def size(self, name: str) -> int | None:
-        path = self.path(name)
-        if path is None:
+        location = self.location(name)
+        if location is None:
             return None
+        if location.trunk is not None:
+            return content_size(location)
         try:
-            st = os.stat(path)
+            st = os.stat(location.name_path)
         except OSError:
             return None
         return st.st_size if stat.S_ISREG(st.st_mode) else None
 
     def exists(self, name: str) -> bool:
-        path = self.path(name)
-        return path is not None and os.path.lexists(path)
+        location = self.location(name)
+        if location is None:
+            return False
+        if location.trunk is not None:
+            return content_exists(location)
+        return os.path.lexists(location.name_path)
 
     def link_target(self, name: str) -> str | None:
         """The logical name a slave link points to (the link holds an absolute path)."""
