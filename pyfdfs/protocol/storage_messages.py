@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import ClassVar
 
 from pyfdfs.protocol.constants import (
     FILE_EXT_NAME_MAX_LEN,
@@ -53,6 +54,20 @@ def _check_content(declared: int, pkg_len: int, prefix_len: int) -> None:
             f"declared content size {declared} != package length {pkg_len} - {prefix_len}")
 
 
+class NameLengthFirst:
+    """A streamed request whose prefix starts with the length of the name that ends it."""
+
+    __slots__ = ()
+    FIXED_SIZE: ClassVar[int]
+    NAME_MIN_LEN: ClassVar[int] = 1
+
+    @classmethod
+    def prefix_size(cls, fixed: bytes) -> int:
+        name_len = unpack_i64(fixed)
+        _check_name_len(name_len, cls.NAME_MIN_LEN)
+        return cls.FIXED_SIZE + name_len
+
+
 @dataclass(frozen=True, slots=True)
 class UploadRequest:
     """UPLOAD_FILE (11) / UPLOAD_APPENDER_FILE (23): path u8, size i64, ext char[6]."""
@@ -85,7 +100,7 @@ class UploadRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class UploadSlaveRequest:
+class UploadSlaveRequest(NameLengthFirst):
     """UPLOAD_SLAVE_FILE (21): master_len, size, prefix[16], ext[6], master name."""
 
     master_filename: str
@@ -93,6 +108,7 @@ class UploadSlaveRequest:
     prefix: str
     ext: str
 
+    NAME_MIN_LEN = 11
     FIXED_SIZE = 8 + 8 + FILE_PREFIX_MAX_LEN + FILE_EXT_NAME_MAX_LEN
 
     def encode(self) -> bytes:
@@ -100,12 +116,6 @@ class UploadSlaveRequest:
         return pack_i64(len(master)) + pack_i64(self.file_size) + \
             pack_fixed(self.prefix, FILE_PREFIX_MAX_LEN) + \
             pack_fixed(self.ext, FILE_EXT_NAME_MAX_LEN) + master
-
-    @classmethod
-    def prefix_size(cls, fixed: bytes) -> int:
-        master_len = unpack_i64(fixed)
-        _check_name_len(master_len, 11)
-        return cls.FIXED_SIZE + master_len
 
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int) -> UploadSlaveRequest:
@@ -125,23 +135,18 @@ class UploadSlaveRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class AppendRequest:
+class AppendRequest(NameLengthFirst):
     """APPEND_FILE (24): name_len, size, name, content."""
 
     filename: str
     size: int
 
+    NAME_MIN_LEN = APPENDER_NAME_MIN_LEN
     FIXED_SIZE = 16
 
     def encode(self) -> bytes:
         name = self.filename.encode()
         return pack_i64(len(name)) + pack_i64(self.size) + name
-
-    @classmethod
-    def prefix_size(cls, fixed: bytes) -> int:
-        name_len = unpack_i64(fixed)
-        _check_name_len(name_len, APPENDER_NAME_MIN_LEN)
-        return cls.FIXED_SIZE + name_len
 
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int) -> AppendRequest:
@@ -159,24 +164,19 @@ class AppendRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ModifyRequest:
+class ModifyRequest(NameLengthFirst):
     """MODIFY_FILE (34): name_len, offset, size, name, content."""
 
     filename: str
     offset: int
     size: int
 
+    NAME_MIN_LEN = APPENDER_NAME_MIN_LEN
     FIXED_SIZE = 24
 
     def encode(self) -> bytes:
         name = self.filename.encode()
         return pack_i64(len(name)) + pack_i64(self.offset) + pack_i64(self.size) + name
-
-    @classmethod
-    def prefix_size(cls, fixed: bytes) -> int:
-        name_len = unpack_i64(fixed)
-        _check_name_len(name_len, APPENDER_NAME_MIN_LEN)
-        return cls.FIXED_SIZE + name_len
 
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int) -> ModifyRequest:
@@ -356,7 +356,7 @@ _SYNC_CREATE = struct.Struct(">qqi16s")
 
 
 @dataclass(frozen=True, slots=True)
-class SyncCreateRequest:
+class SyncCreateRequest(NameLengthFirst):
     """SYNC_CREATE_FILE (16) / SYNC_UPDATE_FILE (18). With ``has_content`` false (header
     status 17) the body ends after the name."""
 
@@ -371,12 +371,6 @@ class SyncCreateRequest:
         name = self.filename.encode()
         return _SYNC_CREATE.pack(len(name), self.file_size, self.timestamp,
                                  pack_fixed(self.group, GROUP_NAME_MAX_LEN)) + name
-
-    @classmethod
-    def prefix_size(cls, fixed: bytes) -> int:
-        name_len = unpack_i64(fixed)
-        _check_name_len(name_len)
-        return cls.FIXED_SIZE + name_len
 
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int, *, has_content: bool = True
@@ -398,7 +392,7 @@ _SYNC_APPEND = struct.Struct(">qqqi16s")
 
 
 @dataclass(frozen=True, slots=True)
-class SyncAppendRequest:
+class SyncAppendRequest(NameLengthFirst):
     """SYNC_APPEND_FILE (25) / SYNC_MODIFY_FILE (35): name_len, offset, length, ts, group,
     name, content."""
 
@@ -414,12 +408,6 @@ class SyncAppendRequest:
         name = self.filename.encode()
         return _SYNC_APPEND.pack(len(name), self.offset, self.length, self.timestamp,
                                  pack_fixed(self.group, GROUP_NAME_MAX_LEN)) + name
-
-    @classmethod
-    def prefix_size(cls, fixed: bytes) -> int:
-        name_len = unpack_i64(fixed)
-        _check_name_len(name_len)
-        return cls.FIXED_SIZE + name_len
 
     @classmethod
     def decode(cls, prefix: bytes, pkg_len: int) -> SyncAppendRequest:

@@ -36,18 +36,9 @@ def _resolve_appender(ctx: StorageContext, text: str) -> tuple[LogicalName, Stor
     return name, store, path
 
 
-async def _read_streamed_prefix(session: StorageSession, header: Header,
-                                cls: type[AppendRequest] | type[ModifyRequest]) -> bytes:
-    fixed = await session.read_prefix(header, cls.FIXED_SIZE)
-    size = cls.prefix_size(fixed)
-    if header.pkg_len < size:
-        raise ProtocolError("package shorter than the request prefix")
-    return fixed + await session.stream.read_exactly(size - len(fixed))
-
-
 async def append_file(session: StorageSession, header: Header) -> Response:
     ctx = session.ctx
-    prefix = await _read_streamed_prefix(session, header, AppendRequest)
+    prefix = await session.read_streamed_prefix(header, AppendRequest)
     request = AppendRequest.decode(prefix, header.pkg_len)
     name, store, path = _resolve_appender(ctx, request.filename)
     if request.size == 0:
@@ -74,7 +65,7 @@ async def append_file(session: StorageSession, header: Header) -> Response:
 
 async def modify_file(session: StorageSession, header: Header) -> Response:
     ctx = session.ctx
-    prefix = await _read_streamed_prefix(session, header, ModifyRequest)
+    prefix = await session.read_streamed_prefix(header, ModifyRequest)
     request = ModifyRequest.decode(prefix, header.pkg_len)
     name, store, path = _resolve_appender(ctx, request.filename)
     async with ctx.file_locks.hold(name.text):

@@ -107,11 +107,7 @@ async def sync_update_file(session: StorageSession, header: Header) -> Response:
 
 async def _sync_create(session: StorageSession, header: Header, *, update: bool) -> Response:
     ctx = session.ctx
-    fixed = await session.read_prefix(header, SyncCreateRequest.FIXED_SIZE)
-    prefix_size = SyncCreateRequest.prefix_size(fixed)
-    if header.pkg_len < prefix_size:
-        raise ProtocolError("package shorter than the sync prefix")
-    prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
+    prefix = await session.read_streamed_prefix(header, SyncCreateRequest)
     has_content = header.status == 0
     request = SyncCreateRequest.decode(prefix, header.pkg_len, has_content=has_content)
     ctx.check_group(request.group)
@@ -142,7 +138,7 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
     replayed = not update and _is_replicated_copy(path, None, request.timestamp,
                                                   appender=appender)
     incoming = IncomingFile(store.temp_file_path(SYNC_TEMP_PREFIX),
-                            ctx.config.fsync_after_written_bytes)
+                            ctx.config.fsync_after_written_bytes, crc=False)
     try:
         await incoming.receive(session.stream, request.file_size)
         await incoming.finish()
@@ -254,11 +250,7 @@ async def sync_modify_file(session: StorageSession, header: Header) -> Response:
 
 async def _sync_write(session: StorageSession, header: Header, op: BinlogOp) -> Response:
     ctx = session.ctx
-    fixed = await session.read_prefix(header, SyncAppendRequest.FIXED_SIZE)
-    prefix_size = SyncAppendRequest.prefix_size(fixed)
-    if header.pkg_len < prefix_size:
-        raise ProtocolError("package shorter than the sync prefix")
-    prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
+    prefix = await session.read_streamed_prefix(header, SyncAppendRequest)
     request = SyncAppendRequest.decode(prefix, header.pkg_len)
     ctx.check_group(request.group)
     name, _, path = ctx.store_paths.resolve(request.filename)

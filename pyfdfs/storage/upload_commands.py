@@ -41,7 +41,7 @@ async def upload_appender_file(session: StorageSession, header: Header) -> Respo
 
 async def _upload(session: StorageSession, header: Header, *, appender: bool) -> Response:
     ctx = session.ctx
-    prefix = await session.read_prefix(header, UploadRequest.FIXED_SIZE)
+    prefix = await session.read_streamed_prefix(header, UploadRequest)
     request = UploadRequest.decode(prefix, header.pkg_len)
     formatted_ext = ctx.namer.format_ext(request.ext)
     store = ctx.store_paths.choose(request.store_path_index,
@@ -135,11 +135,7 @@ def _place_new_file(ctx: StorageContext, store: StorePath, incoming: IncomingFil
 
 async def upload_slave_file(session: StorageSession, header: Header) -> Response:
     ctx = session.ctx
-    fixed = await session.read_prefix(header, UploadSlaveRequest.FIXED_SIZE)
-    prefix_size = UploadSlaveRequest.prefix_size(fixed)
-    if header.pkg_len < prefix_size:
-        raise ProtocolError("package shorter than the slave upload prefix")
-    prefix = fixed + await session.stream.read_exactly(prefix_size - len(fixed))
+    prefix = await session.read_streamed_prefix(header, UploadSlaveRequest)
     request = UploadSlaveRequest.decode(prefix, header.pkg_len)
     master_location = locate(ctx.store_paths, request.master_filename)
     master, store = master_location.name, master_location.store

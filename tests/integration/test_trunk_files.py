@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cluster_probe import call
+from test_http import free_port_on, http_conf, http_request
 
 from pyfdfs.client import FdfsClient
 from pyfdfs.client.errors import FdfsError
@@ -41,9 +42,11 @@ TRUNK_CONF = {
 
 @pytest.fixture
 def trunk_cluster(cluster_factory: Callable[..., LocalCluster]) -> Iterator[LocalCluster]:
+    http_port = free_port_on(["127.0.0.2", "127.0.0.3"])
     cluster = cluster_factory(storages=[StorageSpec(GROUP, ip="127.0.0.2"),
                                         StorageSpec(GROUP, ip="127.0.0.3")],
-                              tracker_conf=TRUNK_CONF)
+                              tracker_conf=TRUNK_CONF, storage_conf=http_conf(http_port))
+    cluster.http_port = http_port  # type: ignore[attr-defined]
     wait_until(lambda: trunk_server(cluster) is not None, 30, "no trunk server appointed")
     yield cluster
 
@@ -79,6 +82,14 @@ def container_of(storage: ServerProcess, name: str) -> Path:
     trunk = parse_trunk_name(parse_logical_name(name))
     assert trunk is not None, f"{name} is not a trunk name"
     return storage.base_path / "store0" / "data" / trunk.slot.container_relpath
+
+
+def corrupt_header(storage: ServerProcess, name: str) -> None:
+    trunk = parse_trunk_name(parse_logical_name(name))
+    assert trunk is not None
+    with open(container_of(storage, name), "r+b") as fh:
+        fh.seek(trunk.slot.offset + 5)  # the header's file size field
+        fh.write(b"\x7f")
 
 
 def entries_under(storage: ServerProcess) -> int:
@@ -141,6 +152,23 @@ def test_freed_slots_are_reused_and_old_names_stay_dead(trunk_cluster: LocalClus
     assert delete_at(a, first) == Status.ENOENT
 
 
+def test_http_serves_trunk_files_and_skips_bad_slots(trunk_cluster: LocalCluster) -> None:
+    a, b = trunk_cluster.storages
+    port = trunk_cluster.http_port  # type: ignore[attr-defined]
+    data = os.urandom(3000)
+    name = upload_to(a, data, "png")
+    status, headers, body = http_request(a.host, port, f"/{GROUP}/{name}")
+    assert status == 200 and body == data and headers["content-type"] == "image/png"
+    status, _, body = http_request(a.host, port, f"/{GROUP}/{name}",
+                                   headers={"Range": "bytes=100-199"})
+    assert status == 206 and body == data[100:200]
+    wait_until(lambda: download_from(b, name) == data, 20, "never replicated")
+    corrupt_header(b, name)
+    # B's slot no longer vouches for the file: B fetches it from A, its source.
+    status, _, body = http_request(b.host, port, f"/{GROUP}/{name}")
+    assert status == 200 and body == data
+
+
 def test_big_and_appender_files_stay_plain_files(trunk_cluster: LocalCluster) -> None:
     a, _ = trunk_cluster.storages
     big = os.urandom(SLOT_MAX)  # header included it no longer fits a slot
@@ -161,11 +189,7 @@ def test_a_corrupt_slot_is_never_served(trunk_cluster: LocalCluster) -> None:
     data = b"precious" * 100
     name = upload_to(a, data)
     wait_until(lambda: download_from(b, name) == data, 20, "never replicated")
-    trunk = parse_trunk_name(parse_logical_name(name))
-    assert trunk is not None
-    with open(container_of(a, name), "r+b") as fh:
-        fh.seek(trunk.slot.offset + 5)  # the header's file size field
-        fh.write(b"\x7f")
+    corrupt_header(a, name)
     assert download_from(a, name) is None
     assert download_from(b, name) == data
 
