@@ -5,7 +5,7 @@
         [--modes trunk,plain]
 
 For each mode, starts a LocalCluster in a temporary directory (one tracker, one storage
-on 127.0.0.2; ``use_trunk_file`` on or off; FastDFS's default 256×256 directories unless
+on 127.0.0.2; ``use_trunk_file`` on or off; FastDFS's default 256 x 256 directories unless
 ``--subdirs``), uploads ``--files`` files of ``--size`` bytes over ``--concurrency``
 persistent connections straight to the storage, and reports the upload rate of each
 successive tenth of the files (does it hold as the file count grows?), then the rate of

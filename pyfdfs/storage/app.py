@@ -85,6 +85,7 @@ class StorageServer:
             if await self._until_stopped(DiskRecovery(self.ctx).run()):
                 self.reporter.start()
                 self.scrubber.start()
+                await self.ctx.trunk.start()
                 await self._stopped.wait()
         finally:
             await self._shutdown()
@@ -126,6 +127,7 @@ class StorageServer:
             task.cancel()
         await asyncio.gather(*self._timers, return_exceptions=True)
         await self.scrubber.stop()
+        await self.ctx.trunk.stop()
         await self.reporter.stop()
         await self.sync.stop()
         await self.http.stop()

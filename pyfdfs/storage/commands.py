@@ -14,6 +14,7 @@ from pyfdfs.storage import (
     metadata_commands,
     path_binlog_command,
     sync_commands,
+    trunk_commands,
     upload_commands,
 )
 from pyfdfs.storage.session import StorageSession
@@ -73,6 +74,12 @@ COMMANDS: dict[int, CommandSpec] = {
     **{cmd: authenticated_only(group_peers_only(spec), AuthRole.STORAGE_TO_PEER)
        for cmd, spec in sync_commands.SYNC_COMMANDS.items()},
     **auth_commands(AuthRole.STORAGE_TO_PEER),
-    Command.FETCH_ONE_PATH_BINLOG: group_peers_only(
-        body_command(path_binlog_command.fetch_one_path_binlog)),
+    # Disk recovery lists every file of a store path: a member's request, authenticated
+    # like a push.
+    Command.FETCH_ONE_PATH_BINLOG: authenticated_only(group_peers_only(
+        body_command(path_binlog_command.fetch_one_path_binlog)), AuthRole.STORAGE_TO_PEER),
+    # Trunk space and trunk binlog: only the group's members ask for or push them.
+    **{cmd: authenticated_only(group_peers_only(spec), AuthRole.STORAGE_TO_PEER)
+       for cmd, spec in trunk_commands.PEER_TRUNK_COMMANDS.items()},
+    **trunk_commands.TRACKER_TRUNK_COMMANDS,
 }

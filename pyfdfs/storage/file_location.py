@@ -185,6 +185,26 @@ class SlotWriter:
         async for chunk in stream.iter_body(length, WRITE_CHUNK):
             await loop.run_in_executor(None, self._write_content, chunk)
 
+    def write_content(self, data: bytes) -> None:
+        """Content already in memory (a small upload)."""
+        if len(data) + TRUNK_HEADER_SIZE > self.slot.size:
+            raise ProtocolError(f"{len(data)} bytes do not fit trunk slot {self.slot}")
+        self._write_content(data)
+
+    async def copy_content(self, path: str, length: int) -> None:
+        """Content received into a temp file, copied in bounded chunks off the loop."""
+        if length + TRUNK_HEADER_SIZE > self.slot.size:
+            raise ProtocolError(f"{length} bytes do not fit trunk slot {self.slot}")
+
+        def copy() -> None:
+            with open(path, "rb") as source:
+                while chunk := source.read(WRITE_CHUNK):
+                    self._write_content(chunk)
+
+        await asyncio.get_running_loop().run_in_executor(None, copy)
+        if self.size != length:
+            raise ProtocolError(f"temp file {path} holds {self.size} bytes, not {length}")
+
     def clear_header(self) -> None:
         """Invalidate whatever header the slot had before we fill it (a reused slot)."""
         self._write(bytes([SLOT_FREE]), self.slot.offset)

@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pyfdfs.auth import AuthenticationFailed, authenticate
 from pyfdfs.config import HostPort
+from pyfdfs.net.connection import open_frame_stream
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
 from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.cluster_messages import (
@@ -34,7 +34,7 @@ from pyfdfs.protocol.cluster_messages import (
 )
 from pyfdfs.protocol.constants import PROTOCOL_VERSION, Command, Status, StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
-from pyfdfs.protocol.fields import pack_fixed
+from pyfdfs.protocol.fields import pack_fixed, pack_i32, pack_i64, unpack_i32
 from pyfdfs.protocol.tracker_messages import StorageStat
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.identity import learn_identity
@@ -143,14 +143,9 @@ class TrackerReporter:
     async def _connect(self, tracker: HostPort) -> FrameStream:
         cfg = self.ctx.config
         bind = cfg.outgoing_bind_addr
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(tracker.host, tracker.port,
-                                    local_addr=(bind, 0) if bind else None),
-            cfg.connect_timeout)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        stream = FrameStream(reader, writer, float(cfg.network_timeout))
+        stream: FrameStream = await open_frame_stream(
+            tracker.host, tracker.port, timeout=float(cfg.network_timeout),
+            connect_timeout=cfg.connect_timeout, local_addr=(bind, 0) if bind else None)
         try:
             await authenticate(stream, cfg.cluster_secret, AuthRole.STORAGE_TO_TRACKER,
                                self.ctx.server_id)
@@ -243,6 +238,7 @@ class TrackerReporter:
         cfg = self.ctx.config
         next_beat = next_disk = time.monotonic()
         reported: dict[str, int] = {}
+        trunk_reported: tuple[int, int] | None = None
         while not self._stopping:
             now = time.monotonic()
             if now >= next_disk:
@@ -254,6 +250,7 @@ class TrackerReporter:
                 await self._check_leaders()
                 await self._reconcile(stream, tracker)
                 next_beat = now + cfg.heart_beat_interval
+            trunk_reported = await self._trunk_duties(stream, tracker, trunk_reported)
             await asyncio.sleep(max(0.05, min(next_beat, next_disk) - time.monotonic()))
 
     async def _beat(self, stream: FrameStream, tracker: HostPort) -> None:
@@ -302,6 +299,10 @@ class TrackerReporter:
             if leader != self.leader:
                 log.info("tracker %s names %s as leader", tracker, leader or "nobody")
                 self.leader = leader
+        if notice.trunk_server is not None:
+            # An all-zero brief means the group has no trunk server (§5.8).
+            brief = notice.trunk_server
+            self.ctx.trunk.set_trunk_server(brief if brief.ip_addr or brief.id else None)
         if notice.members is None:
             return
         self.members = GroupMembers(notice.members)
@@ -313,6 +314,37 @@ class TrackerReporter:
             self.members.save(self.ctx.data_dir)
         if self.on_members is not None:
             await self.on_members(self.members.members)
+
+    # --- trunk server bookkeeping (protocol.md §8.11) ---------------------------------------
+    async def _trunk_duties(self, stream: FrameStream, tracker: HostPort,
+                            reported: tuple[int, int] | None) -> tuple[int, int] | None:
+        """A newly appointed trunk server asks for the highest container id the tracker
+        knows (72), so it never reuses one; the serving trunk server reports its free MB
+        (74) and current container id (73) when they changed since this tracker heard
+        them. Returns what this tracker now knows."""
+        trunk = self.ctx.trunk
+        if trunk.wants_tracker_fid:
+            try:
+                answer = await self._call(stream, Command.STORAGE_FETCH_TRUNK_FID)
+            except ResponseError as exc:
+                log.info("tracker %s: FETCH_TRUNK_FID: %s", tracker, exc)
+            else:
+                if len(answer) == 4:
+                    trunk.learn_tracker_fid(unpack_i32(answer))
+        state = trunk.report()
+        if state is None or state == reported:
+            return reported
+        free_mb, file_id = state
+        try:
+            # Only the leader's view of the trunk server counts; a follower that has not
+            # caught up answers EINVAL, which is no reason to drop the connection.
+            await self._call(stream, Command.STORAGE_REPORT_TRUNK_FREE, pack_i64(free_mb))
+            await self._call(stream, Command.STORAGE_REPORT_TRUNK_FID, pack_i32(file_id))
+        except ResponseError as exc:
+            # Not retried before the numbers change: a tracker that refuses now (it does
+            # not see us as the trunk server yet) would refuse every beat.
+            log.debug("tracker %s: trunk report refused: %s", tracker, exc)
+        return state
 
     # --- several trackers (storage_internals.md §5.4, protocol.md §9) --------------------
     async def _check_leaders(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import zlib
 
 from pyfdfs.net.server import Response
 from pyfdfs.protocol.constants import Status
@@ -21,12 +22,11 @@ from pyfdfs.storage.binlog import BinlogOp
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.file_location import (
     SlotWriter,
-    clear_slot,
     container_path,
     content_exists,
     locate,
 )
-from pyfdfs.storage.incoming import IncomingFile
+from pyfdfs.storage.incoming import INLINE_LIMIT, IncomingFile
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.store_paths import StorePath
 
@@ -68,36 +68,53 @@ async def _upload(session: StorageSession, header: Header, *, appender: bool) ->
 
 async def _upload_to_trunk(session: StorageSession, store: StorePath, size: int,
                            formatted_ext: str) -> Response:
-    """A small file goes into a slot of a trunk container (storage_internals.md §11):
-    reserve the slot, fill it, confirm it, and only then log and answer, so that no
-    binlog record or client ever names a slot the trunk server may hand out again."""
+    """A small file goes into a slot of a trunk container (storage_internals.md §11).
+
+    The content is received first (in memory up to INLINE_LIMIT, else in a temp file),
+    so that a slow client never holds a reservation: the slot is reserved, filled from
+    local data, confirmed, and only then logged and answered, so no binlog record or
+    client ever names a slot the trunk server may hand out again."""
     ctx = session.ctx
     timestamp = int(time.time())  # the upload start time names a trunk file (file_id.md §7)
-    slot = await ctx.trunk.alloc(size, store.index)
-    writer = None
+    if size <= INLINE_LIMIT:
+        data: bytes | None = await session.stream.read_exactly(size) if size else b""
+        incoming = None
+        crc32 = zlib.crc32(data or b"")
+    else:
+        data, incoming = None, await _receive(session, store, size)
+        crc32 = incoming.crc32
     try:
-        writer = SlotWriter(store, slot, fsync=bool(ctx.config.fsync_after_written_bytes))
-        writer.clear_header()
-        await writer.receive(session.stream, size)
-        name = trunk_logical_name(slot, source=ctx.namer.source, timestamp=timestamp,
-                                  size=size, crc32=writer.crc32, formatted_ext=formatted_ext)
-        await writer.finish(TrunkHeader(SLOT_REGULAR, slot.size, size, writer.crc32,
-                                        timestamp, formatted_ext))
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        with contextlib.suppress(Exception):
-            await ctx.trunk.confirm(slot, False)
-        ctx.stats.count("upload", False, size, with_bytes="upload")
-        raise
-    try:
+        if incoming is not None:
+            await incoming.finish()
+        slot = await ctx.trunk.alloc(size, store.index)
+        try:
+            writer = SlotWriter(store, slot, fsync=bool(ctx.config.fsync_after_written_bytes))
+            try:
+                writer.clear_header()  # the slot's last file must never be half-overwritten
+                if data is not None:
+                    writer.write_content(data)
+                else:
+                    assert incoming is not None
+                    await writer.copy_content(incoming.path, size)
+                await writer.finish(TrunkHeader(SLOT_REGULAR, slot.size, size, crc32,
+                                                timestamp, formatted_ext))
+            finally:
+                writer.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await ctx.trunk.confirm(slot, False)
+            raise
+        # An error here (the reservation expired) fails the upload; the slot is left
+        # as it is, since it may already be someone else's.
         await ctx.trunk.confirm(slot, True)
     except BaseException:
-        # The trunk server gave the slot up (its reservation expired): it is not ours.
-        with contextlib.suppress(OSError):
-            clear_slot(locate(ctx.store_paths, name))
         ctx.stats.count("upload", False, size, with_bytes="upload")
         raise
+    finally:
+        if incoming is not None:
+            incoming.discard()
+    name = trunk_logical_name(slot, source=ctx.namer.source, timestamp=timestamp, size=size,
+                              crc32=crc32, formatted_ext=formatted_ext)
     end = ctx.binlog.write(timestamp, BinlogOp.CREATE, name)
     ctx.stats.count("upload", True, size, with_bytes="upload")
     ctx.stats.source_updated()

@@ -120,7 +120,7 @@ def test_small_files_go_into_replicated_trunk_slots(trunk_cluster: LocalCluster)
         assert client.download(file_id) == payloads[3]
         assert client.download(file_id, offset=10, length=20) == payloads[3][10:30]
         info = client.file_info(file_id)
-        assert info.file_size == 4096 and info.crc32 == zlib.crc32(payloads[3])
+        assert info.size == 4096 and info.crc32 == zlib.crc32(payloads[3]) and info.is_trunk
         client.set_metadata(file_id, {"width": "10"})
         assert client.get_metadata(file_id) == {"width": "10"}
         wait_until(lambda: call(b.host, b.port, Command.GET_METADATA,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import stat
 
 from pyfdfs.auth import authenticate
 from pyfdfs.config import StorageConfig
+from pyfdfs.net.connection import open_frame_stream
 from pyfdfs.net.frames import FrameStream, ResponseError
 from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import (
@@ -34,6 +34,7 @@ from pyfdfs.protocol.storage_messages import (
     SyncTruncateRequest,
     SyncTwoNamesRequest,
 )
+from pyfdfs.storage.file_location import FileLocation, open_content
 from pyfdfs.storage.sync.decisions import PushStep, StepKind
 
 # A successful rename answer of a 6.x C receiver echoes a body (§10.2 quirk); anything
@@ -50,13 +51,12 @@ class PeerConnection:
     async def open(cls, config: StorageConfig, host: str, port: int,
                    group: str) -> PeerConnection:
         bind = config.outgoing_bind_addr
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, local_addr=(bind, 0) if bind else None),
-            config.connect_timeout)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        stream = FrameStream(reader, writer, float(config.network_timeout))
+        # One request and answer per record: the buffered connection, not a StreamReader
+        # (whose per-read copies and timers were a third of a pushed record's cost).
+        stream = await open_frame_stream(
+            host, port, timeout=float(config.network_timeout),
+            connect_timeout=config.connect_timeout,
+            local_addr=(bind, 0) if bind else None)
         try:
             await authenticate(stream, config.cluster_secret, AuthRole.STORAGE_TO_PEER,
                                config.server_id or config.listen_addr)
@@ -108,14 +108,16 @@ class PeerConnection:
         data = await self.stream.read_exactly(header.pkg_len) if header.pkg_len else b""
         return FileInfo.decode(data).file_size
 
-    async def send(self, step: PushStep, path: str, *, ask_first: bool = False) -> int:
-        """Send one step; the answer's status. ``path`` is the local file of
-        ``step.name``; ``ask_first`` applies the after-EEXIST query of creates (§10.2)."""
+    async def send(self, step: PushStep, location: FileLocation | None, *,
+                   ask_first: bool = False) -> int:
+        """Send one step; the answer's status. ``location`` is where ``step.name``'s
+        content is here; ``ask_first`` applies the after-EEXIST query of creates (§10.2)."""
         kind = step.kind
         if kind in (StepKind.CREATE, StepKind.UPDATE):
-            return await self._send_whole_file(step, path, ask_first=ask_first)
+            return await self._send_whole_file(step, location, ask_first=ask_first)
         if kind in (StepKind.APPEND, StepKind.MODIFY):
-            return await self._send_range(step, path)
+            # Only appender files take appends and modifies: plain files, never trunk slots.
+            return await self._send_range(step, location.name_path if location else "")
         if kind == StepKind.DELETE:
             body = SyncDeleteRequest(step.name, step.timestamp, self.group).encode()
             cmd = Command.SYNC_DELETE_FILE
@@ -134,12 +136,13 @@ class PeerConnection:
         await self.stream.send_request(cmd, body)
         return await self._answer()
 
-    async def _send_whole_file(self, step: PushStep, path: str, *, ask_first: bool) -> int:
-        fd = _open_regular(path)
-        if fd is None:
+    async def _send_whole_file(self, step: PushStep, location: FileLocation | None, *,
+                               ask_first: bool) -> int:
+        opened = _open_whole(location)
+        if opened is None:
             return 0  # gone since it was planned; its delete record follows
+        fd, offset, size = opened
         try:
-            size = os.fstat(fd).st_size
             cmd = Command.SYNC_UPDATE_FILE if step.kind == StepKind.UPDATE \
                 else Command.SYNC_CREATE_FILE
             prefix = SyncCreateRequest(step.name, size, step.timestamp, self.group).encode()
@@ -152,18 +155,19 @@ class PeerConnection:
                 if remote is not None:
                     cmd = Command.SYNC_UPDATE_FILE
             await self.stream.send_request(cmd, prefix, body_length=len(prefix) + size)
-            await self.stream.sendfile(fd, 0, size)
+            await self.stream.sendfile(fd, offset, size)
         finally:
             os.close(fd)
         return await self._answer()
 
     async def _send_range(self, step: PushStep, path: str) -> int:
         offset, length = step.first_number, step.second_number
-        fd = _open_regular(path)
-        if fd is None:
+        opened = _open_regular(path)
+        if opened is None:
             return 0
+        fd, size = opened
         try:
-            if os.fstat(fd).st_size < offset + length:
+            if size < offset + length:
                 return 0  # shrank since planned; a later record carries the change
             cmd = Command.SYNC_APPEND_FILE if step.kind == StepKind.APPEND \
                 else Command.SYNC_MODIFY_FILE
@@ -176,12 +180,29 @@ class PeerConnection:
         return await self._answer()
 
 
-def _open_regular(path: str) -> int | None:
+def _open_whole(location: FileLocation | None) -> tuple[int, int, int] | None:
+    """(descriptor, offset, size) of a file's content: a regular file, or the slot of a
+    trunk container (header checked); None if it is not here."""
+    if location is None:
+        return None
+    if location.trunk is None:
+        opened = _open_regular(location.name_path)
+        return None if opened is None else (opened[0], 0, opened[1])
+    try:
+        content = open_content(location)
+    except ProtocolError:
+        return None
+    return content.fd, content.offset, content.size
+
+
+def _open_regular(path: str) -> tuple[int, int] | None:
+    """An open descriptor of a regular file and its size; None if there is none."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         return None
-    return fd
+    return fd, st.st_size

@@ -23,6 +23,8 @@ from pyfdfs.protocol.constants import Status, StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.storage.binlog import BinlogPosition, BinlogReader, BinlogRecord
 from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.file_location import FileLocation
+from pyfdfs.storage.store_paths import StorePaths
 from pyfdfs.storage.sync.connection import PeerConnection
 from pyfdfs.storage.sync.decisions import (
     InvalidRecord,
@@ -83,7 +85,7 @@ class SyncPusher:
         self.sync_dir = os.path.join(ctx.data_dir, "sync")
         self.mark_path = os.path.join(self.sync_dir, mark_file_name(
             peer.id, peer.ip_addr, peer.port, use_storage_id=ctx.params.use_storage_id))
-        self.local = LocalStore(ctx.store_paths)
+        self.local = _RecordFiles(ctx.store_paths)
         self.mark: SyncMark | None = None
         self._saved_counts = (-1, -1)
         self._appended = asyncio.Event()
@@ -219,13 +221,20 @@ class SyncPusher:
 
     # --- pushing -----------------------------------------------------------------------
     async def _push_loop(self, conn: PeerConnection, mark: SyncMark) -> None:
+        # One reader for the whole connection: it keeps the binlog open at the cursor.
+        with BinlogReader(self.sync_dir, mark.position, keep_open=True) as reader:
+            await self._push_batches(conn, mark, reader)
+
+    async def _push_batches(self, conn: PeerConnection, mark: SyncMark,
+                            reader: BinlogReader) -> None:
         cfg = self.ctx.config
         idle_wait = max(cfg.sync_wait_msec, 1) / 1000
         last_traffic = last_push = time.monotonic()
         while not self._done and self.peer.status in _PUSHING \
                 and in_sync_window(cfg.sync_start_time, cfg.sync_end_time):
             self._appended.clear()
-            batch = read_batch(self.sync_dir, mark.position, BATCH_RECORDS)
+            reader.position = mark.position
+            batch = read_batch(reader, BATCH_RECORDS)
             if not batch:
                 if mark.in_old_data_phase:
                     mark.sync_old_done = True
@@ -288,8 +297,8 @@ class SyncPusher:
             return False
         sent = False
         while step is not None:
-            path = self.local.path(step.name) or ""
-            status = await conn.send(step, path, ask_first=self._last_create_existed
+            status = await conn.send(step, self.local.location(step.name),
+                                     ask_first=self._last_create_existed
                                      and not step.name.endswith("-m"))
             sent = True
             if step.kind == StepKind.CREATE:
@@ -349,6 +358,24 @@ class SyncPusher:
             log.error("cannot write mark file %s: %s", self.mark_path, exc)
 
 
+class _RecordFiles(LocalStore):
+    """LocalStore remembering the last name it located: a record's name is looked up
+    several times (validity check, plan, send, answer), and validating a name costs more
+    than the stat that follows it."""
+
+    def __init__(self, store_paths: StorePaths) -> None:
+        super().__init__(store_paths)
+        self._last: tuple[str, FileLocation | None] = ("", None)
+
+    def location(self, name: str) -> FileLocation | None:
+        last_name, last = self._last
+        if name == last_name:
+            return last
+        location = super().location(name)
+        self._last = (name, location)
+        return location
+
+
 def idle_too_long(last_push: float, now: float,
                   limit: float | None = None) -> bool:
     """Whether a pusher connection has carried no record for ``limit`` seconds
@@ -356,11 +383,10 @@ def idle_too_long(last_push: float, now: float,
     return now - last_push >= (IDLE_RECONNECT_SECONDS if limit is None else limit)
 
 
-def read_batch(sync_dir: str, position: BinlogPosition, limit: int
+def read_batch(reader: BinlogReader, limit: int
                ) -> list[tuple[BinlogRecord | None, BinlogPosition]]:
-    """Up to ``limit`` records after ``position`` with the position after each; an
-    unparsable line ends the batch as ``None``."""
-    reader = BinlogReader(sync_dir, position)
+    """Up to ``limit`` records from the reader's position with the position after each;
+    an unparsable line ends the batch as ``None``."""
     batch: list[tuple[BinlogRecord | None, BinlogPosition]] = []
     try:
         for record, after in reader.read(limit):
