@@ -23,6 +23,7 @@ from pyfdfs.protocol.fields import pack_i64
 from pyfdfs.protocol.header import encode_header
 from pyfdfs.protocol.storage_messages import FetchPathBinlogRequest
 from pyfdfs.storage.binlog import BinlogReader, BinlogRecord
+from pyfdfs.storage.file_location import content_exists, locate
 from pyfdfs.storage.session import StorageSession
 from pyfdfs.storage.store_paths import StorePaths
 
@@ -38,9 +39,10 @@ def path_binlog_record(record: BinlogRecord, store_paths: StorePaths,
     if record.op not in _KEPT_OPS:
         return None
     try:
-        name, _, path = store_paths.resolve(record.filename, metadata_suffix_ok=True)
+        location = locate(store_paths, record.filename, metadata_suffix_ok=True)
     except ProtocolError:
         return None
+    name, path = location.name, location.name_path
     if name.store_path_index != store_path_index:
         return None
     created = "C" if record.op.isupper() else "c"
@@ -57,8 +59,8 @@ def path_binlog_record(record: BinlogRecord, store_paths: StorePaths,
         if not target:
             return None
         return BinlogRecord(record.timestamp, record.op, name.text, target)
-    return BinlogRecord(record.timestamp, record.op, name.text) if os.path.lexists(path) \
-        else None
+    here = content_exists(location) if location.trunk is not None else os.path.lexists(path)
+    return BinlogRecord(record.timestamp, record.op, name.text) if here else None
 
 
 def _link_target_name(store_paths: StorePaths, path: str) -> str:

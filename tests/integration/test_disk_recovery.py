@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cluster_probe import holders, local_path
+from cluster_probe import call, holders, local_path
 
 from pyfdfs.client import FdfsClient
-from pyfdfs.protocol.constants import StorageStatus
+from pyfdfs.protocol.constants import Command, StorageStatus
+from pyfdfs.protocol.file_id import split_file_id
+from pyfdfs.protocol.storage_messages import DownloadRequest
 from pyfdfs.storage.recovery.disk_recovery import DELAY_ENV
 from pyfdfs.storage.recovery.state_files import RecoveryMark
 from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, wait_until
@@ -134,3 +136,38 @@ def test_lone_storage_with_a_wiped_store_path_skips_recovery(
     assert "no disk recovery of store path 0: no other storage in the group" in \
         storage.log_path.read_text()
     assert not (storage.base_path / "store0" / "data" / ".recovery.flag").exists()
+
+
+def _download_from(storage: ServerProcess, file_id: str) -> bytes | None:
+    group, name = split_file_id(file_id)
+    status, body = call(storage.host, storage.port, Command.DOWNLOAD_FILE,
+                        DownloadRequest(group, name).encode())
+    return body if status == 0 else None
+
+
+def test_trunk_files_are_recovered_into_their_slots(
+        cluster_factory: Callable[..., LocalCluster]) -> None:
+    cluster = cluster_factory(
+        tracker_conf={"use_trunk_file": "true", "slot_max_size": "64KB",
+                      "trunk_file_size": "4MB"},
+        storages=[StorageSpec("group1", ip="127.0.0.2"), StorageSpec("group1", ip="127.0.0.3")])
+    recovering = cluster.storages[1]
+    wait_until(lambda: any(s.if_trunk_server for s in cluster.list_storages("group1")), 30,
+               "no trunk server appointed")
+    with FdfsClient.from_config(cluster.client_conf_path) as fdfs:
+        files = {fdfs.upload(data, "bin"): data
+                 for data in (os.urandom(100 + i * 3000) for i in range(12))}
+        big = os.urandom(200_000)  # beyond slot_max_size: a plain file
+        files[fdfs.upload(big, "bin")] = big
+    assert sum(len(split_file_id(f)[1]) == 60 for f in files) == 12
+    for file_id, data in files.items():
+        wait_until(lambda fid=file_id, d=data: _download_from(recovering, fid) == d,  # type: ignore[misc]
+                   30, "files did not replicate")
+    recovering.stop()
+    _wipe_store_path(recovering)
+    recovering.start()
+    wait_until(lambda: cluster.storage_status(recovering) == StorageStatus.ACTIVE, 60,
+               "the recovered storage did not become ACTIVE")
+    assert "disk recovery of store path 0 done" in recovering.log_path.read_text()
+    for file_id, data in files.items():
+        assert _download_from(recovering, file_id) == data, file_id

@@ -37,8 +37,10 @@ from pyfdfs.protocol.cluster_messages import StorageBrief
 from pyfdfs.protocol.constants import StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.tracker_messages import StorageStat
+from pyfdfs.protocol.trunk import parse_trunk_name
 from pyfdfs.storage.binlog import BinlogRecord
 from pyfdfs.storage.context import StorageContext
+from pyfdfs.storage.file_location import SlotWriter
 from pyfdfs.storage.recovery.peer import RecoverySource
 from pyfdfs.storage.recovery.state_files import (
     BINLOG_FILE,
@@ -263,6 +265,18 @@ class DiskRecovery:
                 found = await peer.download(name.text, temp)
             if not found:
                 counts.missing += 1
+                return
+            trunk = parse_trunk_name(name)
+            if trunk is not None:
+                # Into the same slot of our copy of the container (file_id.md §7).
+                writer = SlotWriter(store, trunk.slot)
+                try:
+                    writer.clear_header()
+                    await writer.copy_content(temp, trunk.size)
+                    await writer.finish(trunk.header)
+                finally:
+                    writer.close()
+                counts.files += 1
                 return
             os.utime(temp, (record.timestamp, record.timestamp))
             os.replace(temp, path)
