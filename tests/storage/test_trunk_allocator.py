@@ -249,15 +249,23 @@ async def test_crash_between_alloc_and_confirm(tmp_path: Path) -> None:
 
 
 @run_plain
-async def test_no_trunk_server_is_eagain_at_once(tmp_path: Path) -> None:
+async def test_without_a_trunk_server_uploads_wait_briefly_then_eagain(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path / "s")
+    ctx.config.network_timeout = 0.3  # type: ignore[assignment]  # bounds the wait
     await ctx.trunk.start()
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(ProtocolError) as err:
         await ctx.trunk.alloc(100, 0)
     assert err.value.status == Status.EAGAIN
-    assert loop.time() - started < 1
+    assert 0.3 <= loop.time() - started < 1.5
+    # Named while an upload waits: the upload goes on.
+    waiting = asyncio.ensure_future(ctx.trunk.alloc(100, 0))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    ctx.trunk.set_trunk_server(me(ctx))
+    slot = await waiting
+    assert slot.size >= 100
     await ctx.trunk.stop()
 
 

@@ -179,7 +179,7 @@ class TrunkAllocator:
                 self.journal.rewrite_reservations(
                     [(r.slot, r.binlog_offset) for r in self.space.reservations.values()])
             with contextlib.suppress(OSError):
-                await self.journal.sync()
+                await self.journal.sync(force=True)
 
 
 def _create_container(path: str, size: int) -> bool:

@@ -16,7 +16,8 @@ Two append-only files under ``<base_path>/data/trunk/``:
 
 The protocol (one event-loop step writes both files, no await in between):
 
-* ALLOC: take the span from the map, append ``R`` then ``D``, fsync both, *then* answer.
+* ALLOC: take the span from the map, append ``R`` then ``D``, fsync both (see below),
+  *then* answer.
   A crash before the answer leaves at worst an ``R`` (no ``D``: the span is still free,
   nothing was handed out) or ``R``+``D`` (the span stays taken: no double allocation).
   An ``R`` must come first: ``D`` alone would take the span without anyone ever freeing it.
@@ -34,6 +35,11 @@ line touching the span means it was already settled (freed, maybe reused), so th
 ``R`` is dropped — it can never free someone else's slot. When another storage becomes
 trunk server and overwrites our binlog copy (cmd 30/33), our ``reservations`` describe a
 history that is not ours any more and are forgotten.
+
+The fsyncs are what power-loss safety needs; against a killed process, appends that reach
+the kernel before the answer are enough. So they are waited for only when the storage is
+set up for power-loss durability (``fsync_after_written_bytes`` or ``sync_ack_replicas``
+> 1); otherwise the upkeep timer fsyncs once a second.
 
 A torn last line (a crash mid-append) is cut off at start in both files. The
 ``reservations`` file is rewritten with only the open reservations at start and when it
@@ -179,7 +185,11 @@ class TrunkJournal:
     """The two files, one append-only descriptor each. Appends are small and run on the
     loop; fsyncs run on a worker thread, one at a time, shared by everyone waiting."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, *, fsync_each: bool = True) -> None:
+        # Off: appends reach the kernel before any answer (a killed process loses
+        # nothing) and the upkeep timer fsyncs once a second, as FastDFS does; on: each
+        # ALLOC and CONFIRM also waits for the disk (power-loss safe, slower).
+        self.fsync_each = fsync_each
         self.dir = os.path.join(data_dir, "trunk")
         os.makedirs(self.dir, exist_ok=True)
         self.binlog_path = os.path.join(self.dir, BINLOG_NAME)
@@ -232,8 +242,11 @@ class TrunkJournal:
     def reservations_oversized(self) -> bool:
         return self._reservations_size > _COMPACT_OVER
 
-    async def sync(self) -> None:
-        """Return once everything appended before the call is on disk."""
+    async def sync(self, *, force: bool = False) -> None:
+        """Return once everything appended before the call is on disk (with
+        ``fsync_each`` off, only when ``force``d)."""
+        if not (self.fsync_each or force):
+            return
         target = self._written
         while self._synced < target:
             if self._fsync is None:

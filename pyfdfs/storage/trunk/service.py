@@ -36,6 +36,8 @@ FID_WAIT = 3.0
 # How long a CONFIRM keeps retrying a trunk server that went away (it may be restarting
 # and will hold the reservation for its grace period).
 CONFIRM_RETRY = 0.25
+# How long an upload waits for the trackers to name a trunk server before EAGAIN.
+TRUNK_SERVER_WAIT = 5.0
 
 
 class TrunkService:
@@ -49,6 +51,7 @@ class TrunkService:
         self._role_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self._named = asyncio.Event()  # set when the trackers name a trunk server
         # A tracker's FETCH_TRUNK_FID answer (reporter), wanted while we take over.
         self.wants_tracker_fid = False
         self._tracker_fid = 0
@@ -71,6 +74,7 @@ class TrunkService:
         if not 0 <= store_path_index <= 0xFF or not 0 <= request_size < 1 << 31:
             raise ProtocolError(f"no trunk slot for {file_size} bytes on path "
                                 f"{store_path_index}")
+        await self._wait_for_trunk_server()
         if self.is_trunk_server:
             return await (await self.local_allocator()).alloc(request_size, store_path_index)
         try:
@@ -131,6 +135,16 @@ class TrunkService:
     def is_trunk_server(self) -> bool:
         return self.is_me(self.ctx.trunk_server)
 
+    async def _wait_for_trunk_server(self) -> None:
+        """Just after a start or a failover the trackers name the trunk server with the
+        next beat: an upload then waits a moment rather than fail at once."""
+        if self.ctx.trunk_server is not None:
+            return
+        self._named.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._named.wait(),
+                                   min(TRUNK_SERVER_WAIT, self.ctx.config.network_timeout))
+
     def _target(self) -> tuple[str, int]:
         brief = self.ctx.trunk_server
         if brief is None or not brief.ip_addr or not brief.port:
@@ -152,6 +166,8 @@ class TrunkService:
             brief = None
         previous = self.ctx.trunk_server
         self.ctx.trunk_server = brief
+        if brief is not None:
+            self._named.set()
         if previous != brief:
             log.info("trunk server is now %s", f"{brief.id} {brief.ip_addr}:{brief.port}"
                      if brief else "nobody")
@@ -226,7 +242,10 @@ class TrunkService:
     @property
     def journal(self) -> TrunkJournal:
         if self._journal is None:
-            self._journal = TrunkJournal(self.ctx.data_dir)
+            config = self.ctx.config
+            self._journal = TrunkJournal(
+                self.ctx.data_dir, fsync_each=config.fsync_after_written_bytes > 0
+                or config.sync_ack_replicas > 1)
         return self._journal
 
     @property
