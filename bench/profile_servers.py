@@ -22,8 +22,9 @@ import tempfile
 from pathlib import Path
 
 from pyfdfs.bench.cpu import ServerPid
-from pyfdfs.bench.runner import BenchSpec
+from pyfdfs.bench.runner import BenchSpec, run_loop
 from pyfdfs.bench.session import Target, run_bench
+from pyfdfs.bench.sync_wait import wait_sync
 from pyfdfs.testing import LocalCluster, StorageSpec
 
 
@@ -56,6 +57,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--native", action="store_true",
+                        help="py-spy --native: C frames too (uvloop, the interpreter)")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="pyfdfs-profile-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -71,13 +74,17 @@ def main() -> None:
                              concurrency=args.concurrency, duration=args.duration)
             corpus: list[str] = []
             if args.workload != "upload":  # the corpus upload stays outside the profile
+                # A delete corpus must last the whole profile (deletes run about as fast
+                # as uploads); replication of the corpus must be over before sampling.
                 corpus = run_bench(dataclasses.replace(spec, workload="upload",
-                                                       duration=3.0), target,
+                                                       duration=args.duration + 2), target,
                                    keep=True).uploaded
+                run_loop(wait_sync(target.trackers, corpus, 120))
             recorders = [subprocess.Popen(
                 [args.py_spy, "record", "--nonblocking", "--rate", str(args.rate),
                  "--duration", str(int(args.duration) + 1), "--format", "raw",
-                 "--pid", str(s.pid), "-o", str(out / f"{s.name}.txt")],
+                 "--pid", str(s.pid), "-o", str(out / f"{s.name}.txt"),
+                 *(["--native"] if args.native else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for s in servers]
             report = run_bench(spec, target, file_list=corpus or None, keep=False).report
             for recorder in recorders:

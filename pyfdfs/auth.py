@@ -1,8 +1,9 @@
 """The cluster-secret handshake on live connections (codec: pyfdfs/protocol/auth.py).
 
 Servers (tracker and storage) answer AUTH_CHALLENGE/AUTH_RESPONSE with the handlers
-below and wrap the commands only authenticated storages may send in ``authenticated_only``.
-Storages call ``authenticate`` right after connecting to a tracker or a peer. With no
+below and wrap the commands only authenticated servers may send in ``authenticated_only``.
+Storages call ``authenticate`` right after connecting to a tracker or a peer, and trackers
+right after connecting to another tracker. With no
 ``cluster_secret`` configured nothing changes: the wrapper passes every request through and
 ``authenticate`` sends nothing, so FastDFS servers and clients interoperate as before.
 """
@@ -43,8 +44,9 @@ def _secret(session: AuthenticatedSession) -> str:
     return str(session.ctx.config.cluster_secret)
 
 
-def auth_commands(role: AuthRole) -> dict[int, CommandSpec]:
-    """The handshake commands of a server that accepts ``role`` connections."""
+def auth_commands(*roles: AuthRole) -> dict[int, CommandSpec]:
+    """The handshake commands of a server that accepts connections of any of ``roles``
+    (a tracker hears from storages and from other trackers)."""
 
     async def challenge(session: AuthenticatedSession, body: bytes) -> Response:
         if body or not _secret(session):
@@ -58,24 +60,25 @@ def auth_commands(role: AuthRole) -> dict[int, CommandSpec]:
         if not secret:
             return Response(Status.EINVAL)
         answer = AuthResponse.decode(body)
-        if not nonce or not answer.verify(secret, nonce, role):
+        if not nonce or answer.role not in roles \
+                or not answer.verify(secret, nonce, answer.role):
             log.warning("authentication of %s (%r) failed: wrong cluster_secret or role",
                         session.stream.peer_ip, answer.own_id)
             return Response(Status.EACCES, close=True)
-        state.role, state.peer_id = role, answer.own_id
+        state.role, state.peer_id = answer.role, answer.own_id
         return Response()
 
     return {Command.AUTH_CHALLENGE: body_command(challenge),
             Command.AUTH_RESPONSE: body_command(respond)}
 
 
-def authenticated_only(spec: CommandSpec, role: AuthRole) -> CommandSpec:
+def authenticated_only(spec: CommandSpec, *roles: AuthRole) -> CommandSpec:
     """With a cluster secret, refuse the command (EACCES, close) on a connection that has
-    not authenticated as ``role``; the body of a streamed command is left unread."""
+    not authenticated as one of ``roles``; the body of a streamed command is left unread."""
     handler = spec.handler
 
     async def checked(session: AuthenticatedSession, arg: Any) -> Response:
-        if _secret(session) and session.auth.role != role:
+        if _secret(session) and session.auth.role not in roles:
             log.warning("refused %s from %s: not authenticated (cluster_secret is set)",
                         handler.__name__, session.stream.peer_ip)
             return Response(Status.EACCES, close=True)

@@ -329,3 +329,32 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20,
 __all__ = ["LocalCluster", "ServerProcess", "StorageSpec", "free_port", "recv_exactly",
            "wait_until", "write_conf"]
 
+
+
+class NamespacedServer(ServerProcess):
+    """A ServerProcess run inside the network namespace ``netns`` (``ip netns exec``, which
+    execs, so ``pid`` and signals still reach the server itself). Fault tests use it to cut
+    a server's links for real without touching the host's loopback."""
+
+    def __init__(self, role: str, name: str, conf_path: Path, base_path: Path, host: str,
+                 port: int, *, netns: str) -> None:
+        super().__init__(role, name, conf_path, base_path, host, port)
+        self.netns = netns
+
+    def start(self, wait: bool = True, timeout: float = 20) -> None:
+        if self.is_running:
+            return
+        self.base_path.mkdir(parents=True, exist_ok=True)
+        stderr = self.stderr_path.open("ab")
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, sys.executable, "-m", f"pyfdfs.{self.role}",
+             "-c", str(self.conf_path)],
+            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+        stderr.close()
+        if wait:
+            wait_until(self._accepts_connections, timeout,
+                       f"{self.role} {self.name} did not start listening on {self.address} "
+                       f"in namespace {self.netns}", on_poll=self._check_alive)
+
+
+__all__ += ["NamespacedServer"]

@@ -5,6 +5,7 @@ back-pressure, clean and unclean closes, and the coarse inactivity timeout."""
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import zlib
 from collections.abc import Callable, Coroutine
@@ -12,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from pyfdfs.net.connection import BUFFER_SIZE, FrameProtocol
+from pyfdfs.net.connection import (
+    BUFFER_SIZE,
+    BufferedFrameStream,
+    FrameProtocol,
+    open_frame_stream,
+)
 from pyfdfs.net.frames import ConnectionClosed, FrameStream
 from pyfdfs.net.server import CommandSpec, FrameServer, Response, ServerLimits
 
@@ -190,5 +196,45 @@ def test_wait_for_reports_timeout_and_lost_connection(run: Runner) -> None:
         closed = FrameProtocol(lambda p: None, timeout=1)
         closed.eof_received()
         assert await closed.wait_for(1) is False
+
+    run(scenario())
+
+
+def test_client_stream_requests_sendfile_and_timeout(run: Runner, tmp_path: Any) -> None:
+    """open_frame_stream: the buffered connection on the client side (replication pushes),
+    with FrameStream's interface: requests, answers, a file streamed as a body, the
+    inactivity timeout and a clean close."""
+    async def scenario() -> None:
+        server = await _serve()
+        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        try:
+            stream = await open_frame_stream("127.0.0.1", server.port, timeout=2,
+                                             connect_timeout=2)
+            assert isinstance(stream, BufferedFrameStream)
+            assert stream.peer_ip == "127.0.0.1"
+            for body in (b"", b"abc", bytes(range(256)) * 1000):
+                await stream.send_request(1, body)
+                assert await stream.read_response(1 << 20) == body
+            content = bytes(range(251)) * 4000  # 1 MB: sendfile, not the inline write
+            path = tmp_path / "content"
+            path.write_bytes(content)
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                await stream.send_request(2, b"", body_length=len(content))
+                await stream.sendfile(fd, 0, len(content))
+            finally:
+                os.close(fd)
+            answer = await stream.read_response(16)
+            assert struct.unpack(">qq", answer) == (len(content), zlib.crc32(content))
+            await stream.close()
+
+            port = silent.sockets[0].getsockname()[1]
+            quiet = await open_frame_stream("127.0.0.1", port, timeout=0.2, connect_timeout=2)
+            with pytest.raises(ConnectionClosed):
+                await quiet.read_header()
+            await quiet.close()
+        finally:
+            silent.close()
+            await server.stop()
 
     run(scenario())

@@ -176,10 +176,11 @@ def monitor_main() -> int:
     op = rest[0] if rest else "list"
     group = rest[1] if len(rest) > 1 else None
     storage_id = rest[2] if len(rest) > 2 else None
-    if op not in ("list", "delete"):
+    if op not in ("list", "delete", "set_trunk_server"):
         print(f"Invalid command {op}\n")
         return _usage(MONITOR_USAGE)
-    if op == "delete" and (group is None or storage_id is None):
+    if (op == "delete" and (group is None or storage_id is None)) or \
+            (op == "set_trunk_server" and group is None):
         return _usage(MONITOR_USAGE)
 
     async def monitor(client: AsyncFdfsClient) -> str:
@@ -188,11 +189,17 @@ def monitor_main() -> int:
             assert group is not None and storage_id is not None
             await client.delete_storage(group, storage_id)
             return f"delete storage server {group}::{storage_id} success\n"
+        if op == "set_trunk_server":
+            assert group is not None
+            trunk = await client.set_trunk_server(group, storage_id)
+            return (f"set trunk server {group}::{storage_id or ''} success, "
+                    f"new trunk server: {trunk}\n")
         snapshot = await take_snapshot(client, group, storage_id, index)
         return format_snapshot(snapshot, single_group=group is not None)
 
-    code, report = _run(config_path, "list groups" if op == "list" else "delete storage",
-                        monitor)
+    what = {"list": "list groups", "delete": "delete storage",
+            "set_trunk_server": "set trunk server"}[op]
+    code, report = _run(config_path, what, monitor)
     if report:
         sys.stdout.write(report)
     return code

@@ -55,9 +55,10 @@ def render(doc: dict[str, Any], *, error: str | None = None) -> RenderableType:
         head.append(f"   refresh failed: {error}", style="bold red")
     parts.append(head)
     for group in doc.get("groups", []) if doc else []:
+        trunk = f", trunk server {group['trunk_server']}" if group.get("trunk_server") else ""
         table = Table(title=f"{group['name']}: {group['active_count']}/"
                             f"{group['storage_count']} active, free {_space(group['free_mb'])}"
-                            f" of {_space(group['total_mb'])}",
+                            f" of {_space(group['total_mb'])}{trunk}",
                       title_justify="left", expand=False)
         for column in ("storage", "port", "state", "free", "sync lag", "heartbeat",
                        "failed/total ops", "conns"):

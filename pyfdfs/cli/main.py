@@ -346,6 +346,18 @@ def delete_storage(group: str, storage_id: str, **kw: Any) -> None:
     click.echo(f"delete storage server {group}::{storage_id} success")
 
 
+@main.command("set-trunk-server")
+@click.argument("group")
+@click.argument("storage_id", required=False)
+@client_options
+def set_trunk_server(group: str, storage_id: str | None, **kw: Any) -> None:
+    """Appoint STORAGE_ID as GROUP's trunk server (only while no other one is active), or
+    without STORAGE_ID show the trunk server, electing one if there is none."""
+    trunk = run_client(kw, lambda c: c.set_trunk_server(group, storage_id))
+    click.echo(f"set trunk server {group}::{storage_id or ''} success, "
+               f"new trunk server: {trunk}")
+
+
 @main.command()
 @click.argument("file_id")
 @click.option("--secret", help="Anti-steal secret key (default: client.conf's "

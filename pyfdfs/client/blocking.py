@@ -18,7 +18,17 @@ from pyfdfs.client.pool import Address
 from pyfdfs.client.sources import UploadData
 from pyfdfs.client.storage_client import Progress
 from pyfdfs.config import ClientConfig, load_client_config
-from pyfdfs.protocol.tracker_messages import FetchTarget, GroupStat, StorageStat
+from pyfdfs.protocol.tracker_messages import (
+    FetchTarget,
+    GroupStat,
+    StorageClusterStats,
+    StorageStat,
+    StorageStatFilter,
+    TrackerClusterStats,
+    TrackerStatFilter,
+    VolumeStatFilter,
+    VolumeStats,
+)
 
 T = TypeVar("T")
 
@@ -167,6 +177,20 @@ class FdfsClient:
 
     def delete_storage(self, group: str, storage_id: str) -> None:
         self._run(self._async.delete_storage(group, storage_id))
+
+    def set_trunk_server(self, group: str, storage_id: str | None = None) -> str:
+        return self._run(self._async.set_trunk_server(group, storage_id))
+
+    def tracker_cluster_stat(self, request: TrackerStatFilter | None = None
+                             ) -> TrackerClusterStats:
+        return self._run(self._async.tracker_cluster_stat(request))
+
+    def storage_cluster_stat(self, request: StorageStatFilter | None = None
+                             ) -> StorageClusterStats:
+        return self._run(self._async.storage_cluster_stat(request))
+
+    def volume_stat(self, request: VolumeStatFilter | None = None) -> VolumeStats:
+        return self._run(self._async.volume_stat(request))
 
 
 async def _next_chunk(chunks: AsyncIterator[bytes]) -> bytes:

@@ -22,6 +22,7 @@ from pyfdfs.client.errors import (
     FileNotFound,
     IntegrityError,
     InvalidFileId,
+    NotSupported,
     StatusError,
 )
 from pyfdfs.client.policy import TrackerFailover
@@ -39,7 +40,17 @@ from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import FileNameInfo, decode_file_name, is_valid_name_chars
 from pyfdfs.protocol.file_id import split_file_id as _split
 from pyfdfs.protocol.metadata import decode_metadata, encode_metadata
-from pyfdfs.protocol.tracker_messages import FetchTarget, GroupStat, StorageStat
+from pyfdfs.protocol.tracker_messages import (
+    FetchTarget,
+    GroupStat,
+    StorageClusterStats,
+    StorageStat,
+    StorageStatFilter,
+    TrackerClusterStats,
+    TrackerStatFilter,
+    VolumeStatFilter,
+    VolumeStats,
+)
 from pyfdfs.storage_ids import StorageIds
 
 T = TypeVar("T")
@@ -445,6 +456,40 @@ class AsyncFdfsClient:
                 errors.append(exc)
         if not deleted:
             raise errors[0] if errors else FileNotFound(context="delete_storage")
+
+    async def set_trunk_server(self, group: str, storage_id: str | None = None) -> str:
+        """Appoint (or, without ``storage_id``, look up or elect) the group's trunk server;
+        returns its id. Only the tracker leader accepts, so every tracker is tried until
+        one answers something else than EOPNOTSUPP, as fdfs_monitor does (protocol.md
+        §6.8)."""
+        last: FdfsError = NotSupported(context="set_trunk_server")
+        for address in self.failover.trackers:
+            try:
+                async with self.pool.connection(address) as conn:
+                    return await TrackerClient(conn.stream).set_trunk_server(group, storage_id)
+            except (NotSupported, ConnectionFailed) as exc:
+                last = exc
+        raise last
+
+    async def tracker_cluster_stat(self, request: TrackerStatFilter | None = None
+                                   ) -> TrackerClusterStats:
+        """Every tracker as the leader sees it (protocol.md §6.10); like
+        set_trunk_server, each tracker is tried until the leader answers."""
+        last: FdfsError = NotSupported(context="tracker_cluster_stat")
+        for address in self.failover.trackers:
+            try:
+                async with self.pool.connection(address) as conn:
+                    return await TrackerClient(conn.stream).tracker_cluster_stat(request)
+            except (NotSupported, ConnectionFailed) as exc:
+                last = exc
+        raise last
+
+    async def storage_cluster_stat(self, request: StorageStatFilter | None = None
+                                   ) -> StorageClusterStats:
+        return await self.tracker_call(lambda t: t.storage_cluster_stat(request))
+
+    async def volume_stat(self, request: VolumeStatFilter | None = None) -> VolumeStats:
+        return await self.tracker_call(lambda t: t.volume_stat(request))
 
 
 def _name_crc(name: str) -> int | None:

@@ -18,9 +18,15 @@ from pyfdfs.protocol.tracker_messages import (
     GroupStat,
     GroupStorageRequest,
     QueryStoreRequest,
+    StorageClusterStats,
     StorageStat,
+    StorageStatFilter,
     StoreTarget,
     StoreTargets,
+    TrackerClusterStats,
+    TrackerStatFilter,
+    VolumeStatFilter,
+    VolumeStats,
 )
 from pyfdfs.storage_ids import StorageIds, fetch_storage_ids
 
@@ -92,6 +98,12 @@ class TrackerClient:
         await self._request(Command.SERVER_DELETE_STORAGE,
                             GroupStorageRequest(group, storage_id).encode())
 
+    async def set_trunk_server(self, group: str, storage_id: str | None = None) -> str:
+        """SERVER_SET_TRUNK_SERVER (94): the group's trunk server id afterwards."""
+        body = await self._request(Command.SERVER_SET_TRUNK_SERVER,
+                                   GroupStorageRequest(group, storage_id).encode())
+        return body.split(b"\0", 1)[0].decode(errors="replace")  # sent with its NUL
+
     async def delete_group(self, group: str) -> None:
         await self._request(Command.SERVER_DELETE_GROUP, GroupOnlyRequest(group).encode())
 
@@ -107,3 +119,26 @@ class TrackerClient:
 
     async def active_test(self) -> None:
         await self._request(Command.ACTIVE_TEST)
+
+    async def tracker_cluster_stat(self, request: TrackerStatFilter | None = None
+                                   ) -> TrackerClusterStats:
+        """TRACKER_CLUSTER_STAT (96, §6.10): every tracker; only the leader answers."""
+        body = await self._request(Command.SERVER_TRACKER_CLUSTER_STAT,
+                                   (request or TrackerStatFilter()).encode())
+        with wire_errors("tracker_cluster_stat"):
+            return TrackerClusterStats.decode(body)
+
+    async def storage_cluster_stat(self, request: StorageStatFilter | None = None
+                                   ) -> StorageClusterStats:
+        """STORAGE_CLUSTER_STAT (97, §6.10): every storage of every group."""
+        body = await self._request(Command.SERVER_STORAGE_CLUSTER_STAT,
+                                   (request or StorageStatFilter()).encode())
+        with wire_errors("storage_cluster_stat"):
+            return StorageClusterStats.decode(body)
+
+    async def volume_stat(self, request: VolumeStatFilter | None = None) -> VolumeStats:
+        """STORAGE_VOLUMN_STAT (98, §6.10): space of every group."""
+        body = await self._request(Command.SERVER_STORAGE_VOLUMN_STAT,
+                                   (request or VolumeStatFilter()).encode())
+        with wire_errors("volume_stat"):
+            return VolumeStats.decode(body)

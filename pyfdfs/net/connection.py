@@ -1,4 +1,5 @@
-"""The server side of a FastDFS connection as an ``asyncio.BufferedProtocol``.
+"""A FastDFS connection as an ``asyncio.BufferedProtocol``: every server connection, and
+the client connections the servers open to each other (replication pushes).
 
 ``asyncio.start_server`` puts a StreamReader and a StreamWriter on every connection; for
 small requests their per-call work (a bytes object per chunk received, a buffer that is
@@ -8,12 +9,15 @@ preallocated buffer per connection, a frame that is already buffered is parsed w
 suspending, and the inactivity timeout is one coarse timer per connection that is re-armed
 only when it fires (at most once per ``timeout`` seconds), not per read.
 
-``ServerFrameStream`` keeps FrameStream's interface, so handlers do not change.
+``BufferedFrameStream`` keeps FrameStream's interface, so handlers do not change;
+``open_frame_stream`` gives a client connection the same machinery (a replication pusher
+sends a request and reads an answer per record, so it paid the same per-read costs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -90,6 +94,10 @@ class FrameProtocol(asyncio.BufferedProtocol):
         if not self.closed.done():
             self.closed.set_result(None)
 
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
     def pause_writing(self) -> None:
         self._write_paused = True
 
@@ -119,27 +127,28 @@ class FrameProtocol(asyncio.BufferedProtocol):
     async def wait_for(self, size: int, timeout: float | None = None) -> bool:
         """Wait until ``size`` bytes are buffered; False if the peer closed first. Raises
         ConnectionClosed after ``timeout`` seconds without new data."""
-        self.reserve(size + MIN_FREE)
+        # Every request of every connection waits here once; it is kept to one frame.
+        if size + MIN_FREE > len(self._buffer):
+            self._grow(size + MIN_FREE)
+        loop = self._loop
         while self._end - self._start < size:
             if self._eof:
                 if self._error is not None:
                     raise ConnectionClosed(f"connection lost: {self._error}")
                 return False
-            await self._wait(timeout or self.timeout)
+            if self._reading_paused:
+                self._resume_reading()
+            waiter = self._waiter = loop.create_future()
+            self._wait_since = loop.time()
+            self._wait_timeout = timeout or self.timeout
+            if self._timer is None:
+                self._timer = loop.call_at(self._wait_since + self._wait_timeout,
+                                           self._check_idle)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         return True
-
-    async def _wait(self, timeout: float) -> None:
-        if self._reading_paused:
-            self._resume_reading()
-        waiter = self._waiter = self._loop.create_future()
-        self._wait_since = self._loop.time()
-        self._wait_timeout = timeout
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._wait_since + timeout, self._check_idle)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
 
     def _check_idle(self) -> None:
         """The coarse inactivity timer: fail a wait that has had no data for its timeout,
@@ -244,12 +253,14 @@ class ProtocolWriter:
         await asyncio.shield(self.protocol.closed)
 
 
-class ServerFrameStream(FrameStream):
+class BufferedFrameStream(FrameStream):
     """A FrameStream reading from a FrameProtocol's buffer instead of a StreamReader."""
 
     def __init__(self, protocol: FrameProtocol) -> None:
-        super().__init__(None, ProtocolWriter(protocol), protocol.timeout)  # type: ignore[arg-type]
+        writer = ProtocolWriter(protocol)
+        super().__init__(None, writer, protocol.timeout)  # type: ignore[arg-type]
         self.protocol = protocol
+        self.transport = writer.transport
 
     async def read_exactly(self, size: int) -> bytes:
         protocol = self.protocol
@@ -270,14 +281,23 @@ class ServerFrameStream(FrameStream):
 
     async def read_header(self, idle_timeout: float | None = None) -> Header | None:
         protocol = self.protocol
-        protocol.release_extra()
-        if protocol.buffered < HEADER_SIZE \
-                and not await protocol.wait_for(HEADER_SIZE, idle_timeout):
-            if protocol.buffered:
-                raise ConnectionClosed("connection closed inside a header")
-            return None
+        if protocol.buffered < HEADER_SIZE:
+            protocol.release_extra()
+            if not await protocol.wait_for(HEADER_SIZE, idle_timeout):
+                if protocol.buffered:
+                    raise ConnectionClosed("connection closed inside a header")
+                return None
         self.received_bytes += HEADER_SIZE
         return decode_header(protocol.take(HEADER_SIZE))
+
+    async def send(self, data: bytes | bytearray | memoryview) -> None:
+        # Straight to the transport; only a full socket buffer (or a lost connection)
+        # needs the waiting drain.
+        self.sent_bytes += len(data)
+        protocol = self.protocol
+        self.transport.write(data)
+        if protocol.write_paused or protocol.closed.done():
+            await self.drain()
 
     async def iter_body(self, size: int, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Yield exactly ``size`` bytes in chunks of what has arrived, up to ``chunk_size``.
@@ -297,3 +317,19 @@ class ServerFrameStream(FrameStream):
             if self.head is not None:
                 self._keep_head(chunk)
             yield chunk
+
+
+async def open_frame_stream(host: str, port: int, *, timeout: float, connect_timeout: float,
+                            local_addr: tuple[str, int] | None = None) -> BufferedFrameStream:
+    """Connect to a FastDFS server; the stream's reads time out after ``timeout`` seconds
+    without data, the connect after ``connect_timeout``."""
+    loop = asyncio.get_running_loop()
+    _, protocol = await asyncio.wait_for(loop.create_connection(
+        lambda: FrameProtocol(lambda p: None, timeout), host, port, local_addr=local_addr),
+        connect_timeout)
+    stream = BufferedFrameStream(protocol)
+    sock = stream.writer.get_extra_info("socket")
+    if sock is not None:
+        # Requests are small and answered one at a time: no Nagle delay.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return stream

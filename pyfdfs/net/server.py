@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from pyfdfs.net.connection import FrameProtocol, ServerFrameStream
+from pyfdfs.net.connection import BufferedFrameStream, FrameProtocol
 from pyfdfs.net.frames import ConnectionClosed, FrameStream
 from pyfdfs.protocol.constants import HEADER_SIZE, Status
 from pyfdfs.protocol.errors import ProtocolError
@@ -141,7 +141,7 @@ class FrameServer(Generic[S]):
             await self._server.wait_closed()
 
     def _connection_made(self, protocol: FrameProtocol) -> None:
-        asyncio.get_running_loop().create_task(self._on_connect(ServerFrameStream(protocol)))
+        asyncio.get_running_loop().create_task(self._on_connect(BufferedFrameStream(protocol)))
 
     async def _on_connect(self, stream: FrameStream) -> None:
         task = asyncio.current_task()

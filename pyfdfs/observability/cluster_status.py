@@ -79,6 +79,7 @@ def storage_document(storage: StorageStat, peers: Sequence[StorageStat]) -> dict
         "requests_failed": max(0, total - success),
         "upload_bytes": c["success_upload_bytes"],
         "download_bytes": c["success_download_bytes"],
+        "is_trunk_server": storage.if_trunk_server,
     }
 
 
@@ -94,6 +95,8 @@ def group_document(stat: GroupStat, storages: Sequence[StorageStat]) -> dict[str
         "writable_count": stat.writable_server_count,
         "storage_port": stat.storage_port,
         "store_path_count": stat.store_path_count,
+        "trunk_server": next((s.id for s in storages if s.if_trunk_server), None),
+        "trunk_free_mb": stat.trunk_free_mb,
         "storages": [storage_document(s, storages) for s in storages],
     }
 

@@ -2,7 +2,9 @@
 
 FastDFS has no authentication between its servers. With ``cluster_secret`` set, a storage
 proves it knows the secret before a tracker accepts its storage → tracker commands, and
-before a peer accepts its sync commands; the secret itself never crosses the wire:
+before a peer accepts its sync and recovery commands; a tracker proves it before another
+tracker accepts its election and sys-file commands. The secret itself never crosses the
+wire:
 
 1. client → server  ``AUTH_CHALLENGE`` (cmd 130), empty body;
    server → client  status 0, a fresh 16-byte random nonce.
@@ -10,8 +12,9 @@ before a peer accepts its sync commands; the secret itself never crosses the wir
    NUL-padded), HMAC-SHA256(secret, nonce ‖ role ‖ own id) (32 bytes);
    server → client  status 0, or EACCES and the connection is closed.
 
-The role binds the answer to the kind of connection (a storage's tracker session or its
-push to a peer), so a response cannot be replayed for the other one; the nonce makes
+The role binds the answer to the kind of connection (a storage's tracker session, its
+push to a peer, or a tracker's link to another tracker), so a response cannot be replayed
+for another kind; the nonce makes
 every response single-use. Pure functions: no sockets here.
 """
 
@@ -34,6 +37,7 @@ MAC_SIZE = 32
 class AuthRole(enum.IntEnum):
     STORAGE_TO_TRACKER = ord("T")
     STORAGE_TO_PEER = ord("P")
+    TRACKER_TO_TRACKER = ord("R")  # the C "relationship" thread's links (protocol.md §9)
 
 
 def new_nonce() -> bytes:

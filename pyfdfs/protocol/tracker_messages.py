@@ -385,3 +385,299 @@ class StorageStat:
                    unpack_fixed(version), join_time, up_time, total_mb, free_mb, reserved_mb,
                    priority, path_count, subdir_count, write_path, port, stat,
                    bool(record[-1]))
+
+
+# --- Cluster statistics: 96, 97, 98 (protocol.md §6.10, FastDFS 6.16+) ----------------
+#
+# Monitoring answers (fdfs_tracker_stat, fdfs_storage_stat, fdfs_volumn_stat). Every
+# request is a fixed-size filter; each set ``filter_by`` bit adds one condition and all
+# conditions must hold. A filter byte that is not set is not looked at.
+
+# (Imported here: this section was appended while the module head was being edited.)
+from pyfdfs.protocol.constants import MAX_IP_PORT_SIZE  # noqa: E402
+
+TRACKER_STAT_BY_ACTIVE = 1
+TRACKER_STAT_BY_LEADER = 2
+STORAGE_STAT_BY_TRUNK = 1
+STORAGE_STAT_BY_STATUS = 2
+VOLUME_STAT_BY_DISK = 1
+VOLUME_STAT_BY_TRUNK = 2
+VOLUME_STAT_BY_SPACE = 4  # disk or trunk space available
+STATUS_OP_EQUAL = ord("=")
+STATUS_OP_NOT_EQUAL = ord("!")
+
+_TRACKER_STAT_FILTER = struct.Struct(">3B")
+_STORAGE_STAT_FILTER = struct.Struct(">4B")
+_VOLUME_STAT_FILTER = struct.Struct(">4B")
+
+
+def _exact(body: bytes, size: int, what: str) -> None:
+    if len(body) != size:
+        raise ProtocolError(f"{what} takes exactly {size} bytes, got {len(body)}")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerStatFilter:
+    """Request of TRACKER_CLUSTER_STAT (96), 3 bytes."""
+
+    filter_by: int = 0
+    is_active: bool = False
+    is_leader: bool = False
+
+    SIZE = _TRACKER_STAT_FILTER.size
+
+    def encode(self) -> bytes:
+        return _TRACKER_STAT_FILTER.pack(self.filter_by, int(self.is_active),
+                                         int(self.is_leader))
+
+    @classmethod
+    def decode(cls, body: bytes) -> TrackerStatFilter:
+        _exact(body, cls.SIZE, "tracker cluster stat")
+        filter_by, active, leader = _TRACKER_STAT_FILTER.unpack(body)
+        return cls(filter_by, bool(active), bool(leader))
+
+    def matches(self, *, is_active: bool, is_leader: bool) -> bool:
+        if self.filter_by & TRACKER_STAT_BY_ACTIVE and is_active != self.is_active:
+            return False
+        return not (self.filter_by & TRACKER_STAT_BY_LEADER and is_leader != self.is_leader)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStatFilter:
+    """Request of STORAGE_CLUSTER_STAT (97), 4 bytes. ``op_type`` ('=' or '!') is
+    checked only when the status bit is set: fdfs_storage_stat leaves it 0 otherwise."""
+
+    filter_by: int = 0
+    op_type: int = STATUS_OP_EQUAL
+    status: int = 0
+    is_trunk_server: bool = False
+
+    SIZE = _STORAGE_STAT_FILTER.size
+
+    def encode(self) -> bytes:
+        return _STORAGE_STAT_FILTER.pack(self.filter_by, self.op_type, self.status,
+                                         int(self.is_trunk_server))
+
+    @classmethod
+    def decode(cls, body: bytes) -> StorageStatFilter:
+        _exact(body, cls.SIZE, "storage cluster stat")
+        filter_by, op_type, status, trunk = _STORAGE_STAT_FILTER.unpack(body)
+        if filter_by & STORAGE_STAT_BY_STATUS and \
+                op_type not in (STATUS_OP_EQUAL, STATUS_OP_NOT_EQUAL):
+            raise ProtocolError(f"storage cluster stat: bad op_type {op_type}")
+        return cls(filter_by, op_type, status, bool(trunk))
+
+    def matches(self, *, status: int, is_trunk_server: bool) -> bool:
+        if self.filter_by & STORAGE_STAT_BY_TRUNK and is_trunk_server != self.is_trunk_server:
+            return False
+        if self.filter_by & STORAGE_STAT_BY_STATUS:
+            return (status == self.status) == (self.op_type == STATUS_OP_EQUAL)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeStatFilter:
+    """Request of STORAGE_VOLUMN_STAT (98), 4 bytes ("volumn" is FastDFS's spelling)."""
+
+    filter_by: int = 0
+    is_disk_available: bool = False
+    is_trunk_available: bool = False
+    is_space_available: bool = False
+
+    SIZE = _VOLUME_STAT_FILTER.size
+
+    def encode(self) -> bytes:
+        return _VOLUME_STAT_FILTER.pack(self.filter_by, int(self.is_disk_available),
+                                        int(self.is_trunk_available),
+                                        int(self.is_space_available))
+
+    @classmethod
+    def decode(cls, body: bytes) -> VolumeStatFilter:
+        _exact(body, cls.SIZE, "storage volume stat")
+        filter_by, disk, trunk, space = _VOLUME_STAT_FILTER.unpack(body)
+        return cls(filter_by, bool(disk), bool(trunk), bool(space))
+
+    def matches(self, *, is_disk_available: bool, is_trunk_available: bool) -> bool:
+        wanted = ((VOLUME_STAT_BY_DISK, self.is_disk_available, is_disk_available),
+                  (VOLUME_STAT_BY_TRUNK, self.is_trunk_available, is_trunk_available),
+                  (VOLUME_STAT_BY_SPACE, self.is_space_available,
+                   is_disk_available or is_trunk_available))
+        return all(want == have for bit, want, have in wanted if self.filter_by & bit)
+
+
+_TRACKER_CLUSTER_STAT = struct.Struct(f">{MAX_IP_PORT_SIZE}sBB3i{VERSION_SIZE}sqq")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerClusterStat:
+    """One tracker of the TRACKER_CLUSTER_STAT answer (90 bytes)."""
+
+    host: str  # "ip:port"
+    is_leader: bool = False
+    is_active: bool = False
+    alloc_count: int = 0
+    current_count: int = 0
+    max_count: int = 0
+    version: str = ""
+    up_time: int = 0
+    last_heartbeat_time: int = 0
+
+    SIZE = _TRACKER_CLUSTER_STAT.size
+
+    def encode(self) -> bytes:
+        return _TRACKER_CLUSTER_STAT.pack(
+            pack_fixed(self.host, MAX_IP_PORT_SIZE), int(self.is_leader), int(self.is_active),
+            self.alloc_count, self.current_count, self.max_count,
+            pack_fixed(self.version, VERSION_SIZE), self.up_time, self.last_heartbeat_time)
+
+    @classmethod
+    def decode(cls, record: bytes) -> TrackerClusterStat:
+        _exact(record, cls.SIZE, "tracker stat record")
+        (host, leader, active, alloc, current, max_count, version, up_time,
+         heartbeat) = _TRACKER_CLUSTER_STAT.unpack(record)
+        return cls(unpack_fixed(host), bool(leader), bool(active), alloc, current, max_count,
+                   unpack_fixed(version), up_time, heartbeat)
+
+
+def _records(data: bytes, count: int, size: int, what: str) -> list[bytes]:
+    if count < 0 or len(data) != count * size:
+        raise ProtocolError(f"{what}: {len(data)} bytes for {count} records of {size}")
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerClusterStats:
+    """Answer of TRACKER_CLUSTER_STAT (96): ``count u8`` then the records."""
+
+    trackers: tuple[TrackerClusterStat, ...] = ()
+
+    def encode(self) -> bytes:
+        if len(self.trackers) > 0xFF:
+            raise ValueError("at most 255 trackers fit the count byte")
+        return bytes([len(self.trackers)]) + b"".join(t.encode() for t in self.trackers)
+
+    @classmethod
+    def decode(cls, body: bytes) -> TrackerClusterStats:
+        if not body:
+            raise ProtocolError("tracker cluster stat answer is empty")
+        records = _records(body[1:], body[0], TrackerClusterStat.SIZE, "tracker cluster stat")
+        return cls(tuple(TrackerClusterStat.decode(r) for r in records))
+
+
+_STORAGE_CLUSTER_STAT = struct.Struct(
+    f">{STORAGE_ID_MAX_SIZE}s{MAX_IP_PORT_SIZE}sBB3i{VERSION_SIZE}sqq")
+_STORAGE_CLUSTER_HEAD = struct.Struct(">BBi")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClusterStat:
+    """One storage of the STORAGE_CLUSTER_STAT answer (106 bytes)."""
+
+    id: str
+    host: str  # "ip:port"
+    is_trunk_server: bool = False
+    status: int = 0
+    alloc_count: int = 0
+    current_count: int = 0
+    max_count: int = 0
+    version: str = ""
+    up_time: int = 0
+    last_heartbeat_time: int = 0
+
+    SIZE = _STORAGE_CLUSTER_STAT.size
+
+    def encode(self) -> bytes:
+        return _STORAGE_CLUSTER_STAT.pack(
+            pack_fixed(self.id, STORAGE_ID_MAX_SIZE), pack_fixed(self.host, MAX_IP_PORT_SIZE),
+            int(self.is_trunk_server), self.status, self.alloc_count, self.current_count,
+            self.max_count, pack_fixed(self.version, VERSION_SIZE), self.up_time,
+            self.last_heartbeat_time)
+
+    @classmethod
+    def decode(cls, record: bytes) -> StorageClusterStat:
+        _exact(record, cls.SIZE, "storage stat record")
+        (sid, host, trunk, status, alloc, current, max_count, version, up_time,
+         heartbeat) = _STORAGE_CLUSTER_STAT.unpack(record)
+        return cls(unpack_fixed(sid), unpack_fixed(host), bool(trunk), status, alloc, current,
+                   max_count, unpack_fixed(version), up_time, heartbeat)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageClusterStats:
+    """Answer of STORAGE_CLUSTER_STAT (97): ``use_storage_id u8``, ``use_trunk_file u8``,
+    ``count i32``, then the records."""
+
+    use_storage_id: bool = False
+    use_trunk_file: bool = False
+    storages: tuple[StorageClusterStat, ...] = ()
+
+    def encode(self) -> bytes:
+        return _STORAGE_CLUSTER_HEAD.pack(int(self.use_storage_id), int(self.use_trunk_file),
+                                          len(self.storages)) + \
+            b"".join(s.encode() for s in self.storages)
+
+    @classmethod
+    def decode(cls, body: bytes) -> StorageClusterStats:
+        head = _STORAGE_CLUSTER_HEAD.size
+        if len(body) < head:
+            raise ProtocolError("storage cluster stat answer too short")
+        use_ids, use_trunk, count = _STORAGE_CLUSTER_HEAD.unpack_from(body)
+        records = _records(body[head:], count, StorageClusterStat.SIZE, "storage cluster stat")
+        return cls(bool(use_ids), bool(use_trunk),
+                   tuple(StorageClusterStat.decode(r) for r in records))
+
+
+_GROUP_VOLUME_STAT = struct.Struct(f">{GROUP_NAME_MAX_LEN + 1}s5qBB")
+_VOLUME_STAT_HEAD = struct.Struct(">Bi")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupVolumeStat:
+    """One group of the STORAGE_VOLUMN_STAT answer (59 bytes)."""
+
+    group_name: str
+    total_mb: int = 0
+    free_mb: int = 0
+    reserved_mb: int = 0
+    avail_mb: int = 0  # free - reserved, 0 when the disk space is not available
+    trunk_free_mb: int = 0
+    is_disk_available: bool = False
+    is_trunk_available: bool = False
+
+    SIZE = _GROUP_VOLUME_STAT.size
+
+    def encode(self) -> bytes:
+        return _GROUP_VOLUME_STAT.pack(
+            pack_fixed(self.group_name, GROUP_NAME_MAX_LEN + 1), self.total_mb, self.free_mb,
+            self.reserved_mb, self.avail_mb, self.trunk_free_mb, int(self.is_disk_available),
+            int(self.is_trunk_available))
+
+    @classmethod
+    def decode(cls, record: bytes) -> GroupVolumeStat:
+        _exact(record, cls.SIZE, "volume stat record")
+        name, total, free, reserved, avail, trunk_free, disk, trunk = \
+            _GROUP_VOLUME_STAT.unpack(record)
+        return cls(unpack_fixed(name), total, free, reserved, avail, trunk_free, bool(disk),
+                   bool(trunk))
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeStats:
+    """Answer of STORAGE_VOLUMN_STAT (98): ``use_trunk_file u8``, ``count i32``, then the
+    records."""
+
+    use_trunk_file: bool = False
+    groups: tuple[GroupVolumeStat, ...] = ()
+
+    def encode(self) -> bytes:
+        return _VOLUME_STAT_HEAD.pack(int(self.use_trunk_file), len(self.groups)) + \
+            b"".join(g.encode() for g in self.groups)
+
+    @classmethod
+    def decode(cls, body: bytes) -> VolumeStats:
+        head = _VOLUME_STAT_HEAD.size
+        if len(body) < head:
+            raise ProtocolError("storage volume stat answer too short")
+        use_trunk, count = _VOLUME_STAT_HEAD.unpack_from(body)
+        records = _records(body[head:], count, GroupVolumeStat.SIZE, "storage volume stat")
+        return cls(bool(use_trunk), tuple(GroupVolumeStat.decode(r) for r in records))

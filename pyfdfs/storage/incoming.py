@@ -30,9 +30,12 @@ class IncomingFile:
     The temp file is created in the target store path's ``data/`` (same file system as the
     final name, so the final rename is atomic) and never under a final name."""
 
-    def __init__(self, path: str, fsync_after: int = 0) -> None:
+    def __init__(self, path: str, fsync_after: int = 0, *, crc: bool = True) -> None:
         self.path = path
         self.fsync_after = fsync_after
+        # A replica's name already carries the source's CRC and nobody reads this one:
+        # sync receivers pass crc=False (0.6 ms per MiB saved, a quarter of a replica's CPU).
+        self.crc = crc
         self.crc32 = 0
         self.size = 0
         self._unsynced = 0
@@ -44,7 +47,8 @@ class IncomingFile:
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        self.crc32 = zlib.crc32(chunk, self.crc32)
+        if self.crc:
+            self.crc32 = zlib.crc32(chunk, self.crc32)
         self.size += len(chunk)
         self._unsynced += len(chunk)
         if self.fsync_after and self._unsynced >= self.fsync_after:

@@ -215,7 +215,11 @@ async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
         await ctx.replication.persist(location.content_path)
         return Response()
     name, path = location.name, location.name_path
-    if not os.path.lexists(path) or os.path.isdir(path):
+    try:
+        mode = os.lstat(path).st_mode  # one call for "exists" and "directory"
+    except (FileNotFoundError, NotADirectoryError):
+        return Response(Status.ENOENT)
+    if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(path)):
         return Response(Status.ENOENT)
     # Logged before the unlink for the same reason as creates (see _sync_create).
     _applied(session, request.timestamp, BinlogOp.DELETE, name.text)

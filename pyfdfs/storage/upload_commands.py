@@ -17,7 +17,7 @@ from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import parse_logical_name, slave_logical_name
 from pyfdfs.protocol.header import Header
 from pyfdfs.protocol.storage_messages import UploadRequest, UploadResponse, UploadSlaveRequest
-from pyfdfs.protocol.trunk import SLOT_REGULAR, TrunkHeader, trunk_logical_name
+from pyfdfs.protocol.trunk import SLOT_REGULAR, TrunkHeader, is_trunk_name, trunk_logical_name
 from pyfdfs.storage.binlog import BinlogOp
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.file_location import (
@@ -157,7 +157,11 @@ async def upload_slave_file(session: StorageSession, header: Header) -> Response
     master_location = locate(ctx.store_paths, request.master_filename)
     master, store = master_location.name, master_location.store
     slave_text = slave_logical_name(master.text, request.prefix, request.ext)
-    _, _, slave_path = ctx.store_paths.resolve(slave_text)
+    slave_name, _, slave_path = ctx.store_paths.resolve(slave_text)
+    if is_trunk_name(slave_name):
+        # A slave of a trunk file whose name comes out at exactly 60 characters would be
+        # read back as a trunk slot (file_id.md §7): refuse rather than lose it.
+        raise ProtocolError(f"slave name {slave_text} would read as a trunk file name")
     # Errors below are answered before the content is read; the server then closes the
     # connection because the body is still in the socket (protocol.md §1).
     if not content_exists(master_location):

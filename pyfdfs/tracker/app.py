@@ -24,6 +24,7 @@ from pyfdfs.tracker.persistence import TrackerStatusFile, TrackerStore
 from pyfdfs.tracker.relationship import TrackerRelationship
 from pyfdfs.tracker.selection import SelectionPolicy, effective_store_server
 from pyfdfs.tracker.sys_files import needs_sys_files
+from pyfdfs.tracker.trunk_server import TrunkServerKeeper
 
 log = logging.getLogger("pyfdfs.tracker")
 
@@ -102,6 +103,7 @@ class TrackerServer:
             asyncio.create_task(self._every(HOUSEKEEPING_INTERVAL, self._housekeeping)),
             asyncio.create_task(self._every(STATUS_FILE_INTERVAL, self._save_status_file)),
             asyncio.create_task(TrackerRelationship(self.ctx).run()),
+            asyncio.create_task(TrunkServerKeeper(self.ctx).run()),
         ]
         log.info("tracker serving on %s:%d with %d group(s)", self.config.listen_addr or "*",
                  self.config.port, len(self.ctx.state.groups))

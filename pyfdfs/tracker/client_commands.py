@@ -190,12 +190,6 @@ async def delete_group(session: TrackerSession, body: bytes) -> Response:
     return OK
 
 
-async def set_trunk_server(session: TrackerSession, body: bytes) -> Response:
-    # Trunk files are not supported yet; the admin tool then tries the next tracker (§6.8).
-    GroupStorageRequest.decode(body)
-    return Response(Status.EOPNOTSUPP)
-
-
 async def get_leader(session: TrackerSession, body: bytes) -> Response:
     if body:
         raise ProtocolError("get leader takes an empty body")

@@ -7,6 +7,7 @@ from pyfdfs.net.server import CommandSpec, body_command
 from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import Command
 from pyfdfs.tracker import client_commands as client
+from pyfdfs.tracker import cluster_stat_commands as cluster_stat
 from pyfdfs.tracker import peer_commands as peer
 from pyfdfs.tracker import storage_commands as storage
 from pyfdfs.tracker import storage_identity_commands as identity
@@ -27,8 +28,11 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.SERVER_LIST_STORAGE: body_command(client.list_storage),
     Command.SERVER_DELETE_STORAGE: body_command(client.delete_storage),
     Command.SERVER_DELETE_GROUP: body_command(client.delete_group),
-    Command.SERVER_SET_TRUNK_SERVER: body_command(client.set_trunk_server),
+    Command.SERVER_SET_TRUNK_SERVER: body_command(trunk.set_trunk_server),
     Command.SERVER_GET_LEADER: body_command(client.get_leader),
+    Command.SERVER_TRACKER_CLUSTER_STAT: body_command(cluster_stat.tracker_cluster_stat),
+    Command.SERVER_STORAGE_CLUSTER_STAT: body_command(cluster_stat.storage_cluster_stat),
+    Command.SERVER_STORAGE_VOLUMN_STAT: body_command(cluster_stat.storage_volume_stat),
     Command.ACTIVE_TEST: body_command(client.active_test),
     Command.QUIT: body_command(client.quit_connection),
     # storage -> tracker (protocol.md §8)
@@ -55,7 +59,7 @@ COMMANDS: dict[int, CommandSpec] = {
     Command.STORAGE_CHANGE_STATUS: body_command(storage.change_status),
     Command.STORAGE_GET_GROUP_NAME: body_command(identity.get_group_name),
     # pyfdfs only: the cluster-secret handshake (pyfdfs/auth.py)
-    **auth_commands(AuthRole.STORAGE_TO_TRACKER),
+    **auth_commands(AuthRole.STORAGE_TO_TRACKER, AuthRole.TRACKER_TO_TRACKER),
     # tracker <-> tracker (protocol.md §9)
     Command.TRACKER_GET_STATUS: body_command(peer.tracker_get_status),
     Command.TRACKER_GET_SYS_FILES_START: body_command(peer.sys_files_start),
@@ -83,3 +87,19 @@ STORAGE_ONLY = frozenset(
      Command.STORAGE_GET_GROUP_NAME})
 COMMANDS.update({cmd: authenticated_only(COMMANDS[cmd], AuthRole.STORAGE_TO_TRACKER)
                  for cmd in STORAGE_ONLY})
+
+# Tracker ↔ tracker commands (§9) need a tracker's authentication: they elect the leader
+# and hand out the whole cluster model (sys files). GET_STATUS (64) and
+# NOTIFY_RESELECT_LEADER (68) are sent by storages too (§9 step 5), so either kind of
+# server may send them; no client or admin tool sends any of them (§6 lists none).
+TRACKERS_ONLY = frozenset(
+    {Command.TRACKER_JOIN_LEADER, Command.TRACKER_GET_SYS_FILES_START,
+     Command.TRACKER_GET_SYS_FILES_END, Command.TRACKER_GET_ONE_SYS_FILE,
+     Command.TRACKER_PING_LEADER, Command.TRACKER_NOTIFY_NEXT_LEADER,
+     Command.TRACKER_COMMIT_NEXT_LEADER})
+SERVERS_ONLY = frozenset({Command.TRACKER_GET_STATUS, Command.TRACKER_NOTIFY_RESELECT_LEADER})
+COMMANDS.update({cmd: authenticated_only(COMMANDS[cmd], AuthRole.TRACKER_TO_TRACKER)
+                 for cmd in TRACKERS_ONLY})
+COMMANDS.update({cmd: authenticated_only(COMMANDS[cmd], AuthRole.TRACKER_TO_TRACKER,
+                                         AuthRole.STORAGE_TO_TRACKER)
+                 for cmd in SERVERS_ONLY})

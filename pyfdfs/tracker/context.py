@@ -107,6 +107,8 @@ class TrackerSession:
         self.seen_group_version = -1
         self.seen_leader_version = -1
         self.seen_trunk_server: str | None = None
+        # A follower tracker's connection: ClusterState.trunk_version last sent to it (§9).
+        self.seen_trunk_version = -1
         self.joined_leader = False
         self.auth = AuthState()  # cluster-secret handshake (pyfdfs/auth.py)
 

@@ -11,6 +11,7 @@ from pyfdfs.protocol.fields import unpack_i64
 from pyfdfs.tracker.context import TrackerSession, log
 from pyfdfs.tracker.election import split_address
 from pyfdfs.tracker.persistence import SYS_FILES
+from pyfdfs.tracker.trunk_server import encode_trunk_assignments
 
 # GET_ONE_SYS_FILE answers fit the C tracker's 8 KiB buffer with its header and size field.
 SYS_FILE_CHUNK = 8173
@@ -77,9 +78,14 @@ async def join_leader(session: TrackerSession, body: bytes) -> Response:
 async def ping_leader(session: TrackerSession, body: bytes) -> Response:
     if len(body) not in (0, 12):
         raise ProtocolError("ping leader takes 0 or 12 bytes")
-    if not session.ctx.peers.is_leader:
+    ctx = session.ctx
+    if not ctx.peers.is_leader:
         return Response(Status.EOPNOTSUPP)
-    return OK  # no trunk server assignments to report
+    if not ctx.config.use_trunk_file or session.seen_trunk_version == ctx.state.trunk_version:
+        return OK
+    # Trunk servers changed since this follower's last ping: it gets every group's (§9).
+    session.seen_trunk_version = ctx.state.trunk_version
+    return Response(body=encode_trunk_assignments(ctx.state))
 
 
 def _leader_text(body: bytes) -> str:

@@ -2,16 +2,30 @@
 
 The election needs to tell "the tracker is down" (skipped) from "it answered no"
 (aborts a round), so a failed connect raises ``PeerUnreachable`` and everything after it
-raises ``PeerRefused``."""
+raises ``PeerRefused``.
+
+With a ``cluster_secret`` every link authenticates right after connecting (pyfdfs/auth.py,
+role TRACKER_TO_TRACKER). A tracker that refuses our secret, or has none, is not a member
+of this cluster: it counts as unreachable, so that one misconfigured tracker named by the
+storages cannot abort every election round of the others."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from typing import TYPE_CHECKING
 
+from pyfdfs.auth import AuthenticationFailed, authenticate
 from pyfdfs.net.frames import FrameStream, ResponseError
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.tracker.election import split_address
+
+if TYPE_CHECKING:
+    from pyfdfs.tracker.context import TrackerContext
+
+log = logging.getLogger("pyfdfs.tracker")
 
 # Answers of tracker commands are small; sys-file chunks are the largest (8 KiB).
 MAX_ANSWER = 64 * 1024
@@ -32,11 +46,13 @@ class PeerRefused(Exception):
 class TrackerLink:
     """One connection to a peer tracker, opened lazily, closed on any failure."""
 
-    def __init__(self, address: str, *, connect_timeout: float,
-                 network_timeout: float) -> None:
+    def __init__(self, address: str, *, connect_timeout: float, network_timeout: float,
+                 secret: str = "", own_id: str = "") -> None:
         self.address = address
         self.connect_timeout = connect_timeout
         self.network_timeout = network_timeout
+        self.secret = secret
+        self.own_id = own_id
         self._stream: FrameStream | None = None
 
     @property
@@ -50,7 +66,17 @@ class TrackerLink:
                                                     self.connect_timeout)
         except (OSError, TimeoutError) as exc:
             raise PeerUnreachable(f"tracker {self.address}: {exc}") from exc
-        return FrameStream(reader, writer, self.network_timeout)
+        stream = FrameStream(reader, writer, self.network_timeout)
+        try:
+            await authenticate(stream, self.secret, AuthRole.TRACKER_TO_TRACKER, self.own_id)
+        except AuthenticationFailed as exc:
+            await stream.close()
+            log.warning("tracker %s is not a member of this cluster: %s", self.address, exc)
+            raise PeerUnreachable(f"tracker {self.address}: {exc}") from exc
+        except (OSError, TimeoutError, ConnectionError, ProtocolError, ValueError) as exc:
+            await stream.close()
+            raise PeerRefused(f"tracker {self.address}: {exc}") from exc
+        return stream
 
     async def call(self, cmd: int, body: bytes = b"") -> bytes:
         if self._stream is None:
@@ -73,10 +99,29 @@ class TrackerLink:
 
 
 async def call_tracker(address: str, cmd: int, body: bytes = b"", *,
-                       connect_timeout: float, network_timeout: float) -> bytes:
+                       connect_timeout: float, network_timeout: float, secret: str = "",
+                       own_id: str = "") -> bytes:
     """One request on a short-lived connection (as the C tracker does for elections)."""
-    link = TrackerLink(address, connect_timeout=connect_timeout,
-                       network_timeout=network_timeout)
+    return await _call_once(TrackerLink(address, connect_timeout=connect_timeout,
+                                        network_timeout=network_timeout, secret=secret,
+                                        own_id=own_id), cmd, body)
+
+
+def peer_link(ctx: TrackerContext, address: str) -> TrackerLink:
+    """A link from this tracker to ``address``, with its timeouts and cluster secret."""
+    config = ctx.config
+    return TrackerLink(address, connect_timeout=float(config.connect_timeout),
+                       network_timeout=float(config.network_timeout),
+                       secret=config.cluster_secret,
+                       own_id=ctx.peers.own_address or f"{config.listen_addr}:{config.port}")
+
+
+async def call_peer(ctx: TrackerContext, address: str, cmd: int, body: bytes = b"") -> bytes:
+    """``call_tracker`` from this tracker."""
+    return await _call_once(peer_link(ctx, address), cmd, body)
+
+
+async def _call_once(link: TrackerLink, cmd: int, body: bytes) -> bytes:
     try:
         return await link.call(cmd, body)
     finally:

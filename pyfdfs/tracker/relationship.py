@@ -14,10 +14,18 @@ import random
 
 from pyfdfs.protocol.cluster_messages import TrackerStatus
 from pyfdfs.protocol.constants import MAX_IP_PORT_SIZE, PROTOCOL_VERSION, Command
+from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.fields import pack_fixed, pack_i32, pack_i64
 from pyfdfs.tracker.context import TrackerContext
 from pyfdfs.tracker.election import Candidate, Decision, Reply, decide, phase_succeeded
-from pyfdfs.tracker.peer_link import PeerRefused, PeerUnreachable, TrackerLink, call_tracker
+from pyfdfs.tracker.peer_link import (
+    PeerRefused,
+    PeerUnreachable,
+    TrackerLink,
+    call_peer,
+    peer_link,
+)
+from pyfdfs.tracker.trunk_server import apply_trunk_assignments, decode_trunk_assignments
 
 log = logging.getLogger("pyfdfs.tracker")
 
@@ -63,10 +71,7 @@ class TrackerRelationship:
     # --- election -------------------------------------------------------------------
 
     async def _call(self, address: str, cmd: int, body: bytes = b"") -> bytes:
-        config = self.ctx.config
-        return await call_tracker(address, cmd, body,
-                                  connect_timeout=float(config.connect_timeout),
-                                  network_timeout=float(config.network_timeout))
+        return await call_peer(self.ctx, address, cmd, body)
 
     async def _candidates(self) -> list[Candidate]:
         ctx = self.ctx
@@ -145,6 +150,18 @@ class TrackerRelationship:
         if link is not None:
             await link.close()
 
+    def _adopt_trunk_servers(self, answer: bytes) -> None:
+        """The leader's trunk server appointments, sent after each change (§9)."""
+        try:
+            assignments = decode_trunk_assignments(answer)
+        except ProtocolError as exc:
+            log.warning("bad trunk server list from the tracker leader: %s", exc)
+            return
+        if apply_trunk_assignments(self.ctx.state, assignments):
+            log.info("trunk servers from the tracker leader: %s",
+                     ", ".join(f"{g}={s or '-'}" for g, s in assignments))
+            self.ctx.save()
+
     async def ping_leader(self) -> None:
         """§9 step 4: JOIN_LEADER once per connection, then PING_LEADER."""
         peers = self.ctx.peers
@@ -153,9 +170,7 @@ class TrackerRelationship:
         if self._leader_link is not None and self._leader_link.address != leader:
             await self._drop_leader_link()  # the leader changed under us
         if self._leader_link is None:
-            self._leader_link = TrackerLink(
-                leader, connect_timeout=float(self.ctx.config.connect_timeout),
-                network_timeout=float(self.ctx.config.network_timeout))
+            self._leader_link = peer_link(self.ctx, leader)
         link = self._leader_link
         try:
             if not link.connected:
@@ -164,8 +179,10 @@ class TrackerRelationship:
                                 + pack_fixed(PROTOCOL_VERSION, 8)
                                 + pack_i64(self.ctx.config.port))
             # Connection counters of this tracker; the leader only logs them.
-            await link.call(Command.TRACKER_PING_LEADER, pack_i32(0) * 3)
+            answer = await link.call(Command.TRACKER_PING_LEADER, pack_i32(0) * 3)
             self._ping_failures = 0
+            if answer:
+                self._adopt_trunk_servers(answer)
         except (PeerUnreachable, PeerRefused) as exc:
             await link.close()
             self._ping_failures += 1

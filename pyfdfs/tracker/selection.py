@@ -51,12 +51,28 @@ def _fail(status: Status, message: str) -> ProtocolError:
 
 # --- upload: group (§8.1) -------------------------------------------------------------
 
-def group_has_room(group: Group, policy: SelectionPolicy) -> bool:
-    return policy.reserved.has_room(group.free_mb, group.total_mb)
+# Every writable_servers() call sorts the members, and an upload query used to make five
+# (Group.free_mb and total_mb each make their own); here one query computes the list once
+# and hands it down.
+
+def _space(writable: list[StorageServer]) -> tuple[int, int]:
+    """(free, total) MB of a group: those of its writable server with least free space."""
+    if not writable:
+        return 0, 0
+    least = min(writable, key=lambda s: s.free_mb)
+    return least.free_mb, least.total_mb
 
 
-def group_has_trunk_room(group: Group, policy: SelectionPolicy) -> bool:
-    return policy.reserved.has_room(group.free_mb + group.trunk_free_mb, group.total_mb)
+def group_has_room(group: Group, policy: SelectionPolicy,
+                   writable: list[StorageServer] | None = None) -> bool:
+    free, total = _space(group.writable_servers() if writable is None else writable)
+    return policy.reserved.has_room(free, total)
+
+
+def group_has_trunk_room(group: Group, policy: SelectionPolicy,
+                         writable: list[StorageServer] | None = None) -> bool:
+    free, total = _space(group.writable_servers() if writable is None else writable)
+    return policy.reserved.has_room(free + group.trunk_free_mb, total)
 
 
 def choose_store_group(state: ClusterState, policy: SelectionPolicy,
@@ -82,35 +98,39 @@ def _check_named_group(state: ClusterState, policy: SelectionPolicy, name: str) 
     group = state.groups.get(name)
     if group is None:
         raise _fail(Status.ENOENT, f"unknown group {name!r}")
-    if not group.writable_servers():
+    writable = group.writable_servers()
+    if not writable:
         raise _fail(Status.ENOENT, f"group {name} has no writable storage")
-    if group_has_room(group, policy) or (policy.use_trunk_file
-                                         and group_has_trunk_room(group, policy)):
+    if group_has_room(group, policy, writable) or (
+            policy.use_trunk_file and group_has_trunk_room(group, policy, writable)):
         return group
     raise _fail(Status.ENOSPC, f"group {name} has reached its reserved space")
 
 
 def _scan_groups(groups: list[Group], start: int, policy: SelectionPolicy) -> Group:
     first = groups[start]
-    if first.writable_servers() and (
-            group_has_room(first, policy)
+    first_writable = first.writable_servers()
+    if first_writable and (
+            group_has_room(first, policy, first_writable)
             or (policy.store_lookup == STORE_LOOKUP_LOAD_BALANCE and policy.use_trunk_file
-                and group_has_trunk_room(first, policy))):
+                and group_has_trunk_room(first, policy, first_writable))):
         return first
     # Following groups first, then the preceding ones (§8.1).
     order = groups[start + 1:] + groups[:start]
-    any_writable = bool(first.writable_servers())
+    any_writable = bool(first_writable)
     for group in order:
-        if not group.writable_servers():
+        writable = group.writable_servers()
+        if not writable:
             continue
         any_writable = True
-        if group_has_room(group, policy):
+        if group_has_room(group, policy, writable):
             return group
     if not any_writable:
         raise _fail(Status.ENOENT, "no group has a writable storage")
     if policy.use_trunk_file:
         for group in [first, *order]:
-            if group.writable_servers() and group_has_trunk_room(group, policy):
+            writable = group.writable_servers()
+            if writable and group_has_trunk_room(group, policy, writable):
                 return group
     raise _fail(Status.ENOSPC, "every group has reached its reserved space")
 
@@ -138,9 +158,12 @@ def effective_store_server(policy: SelectionPolicy) -> int:
     return policy.store_server
 
 
-def current_store_server(group: Group, policy: SelectionPolicy) -> StorageServer | None:
+def current_store_server(group: Group, policy: SelectionPolicy,
+                         writable: list[StorageServer] | None = None
+                         ) -> StorageServer | None:
     """The group's upload server right now, without advancing any cursor."""
-    writable = group.writable_servers()
+    if writable is None:
+        writable = group.writable_servers()
     if not writable:
         return None
     mode = effective_store_server(policy)
@@ -152,11 +175,11 @@ def current_store_server(group: Group, policy: SelectionPolicy) -> StorageServer
 
 
 def choose_store_server(group: Group, policy: SelectionPolicy) -> StorageServer:
-    server = current_store_server(group, policy)
+    writable = group.writable_servers()
+    server = current_store_server(group, policy, writable)
     if server is None:
         raise _fail(Status.ENOENT, f"group {group.name} has no writable storage")
     if effective_store_server(policy) == STORE_SERVER_ROUND_ROBIN:
-        writable = group.writable_servers()
         group.current_write_server = (writable.index(server) + 1) % len(writable)
     return server
 

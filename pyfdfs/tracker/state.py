@@ -94,6 +94,9 @@ class Group:
     # Bumped on every membership/status change; sessions compare it to know when to
     # send the member list again (protocol.md §5.8).
     version: int = 0
+    # Bumped whenever trunk_server_id changes: storage sessions re-send the trunk brief
+    # (flag 2 of §5.8) when it differs from what they last told.
+    trunk_version: int = 0
 
     def changed(self) -> None:
         self.version += 1
@@ -183,9 +186,26 @@ class ClusterState:
     # Bumped on any change worth saving; the persistence task compares it with the
     # version it last wrote.
     version: int = 0
+    # Bumped on any group's trunk server change: follower trackers are sent the whole
+    # assignment list in the next PING_LEADER answer (protocol.md §9).
+    trunk_version: int = 0
 
     def touch(self) -> None:
         self.version += 1
+
+    def set_trunk_server(self, group: Group, server_id: str) -> bool:
+        """Appoint ``server_id`` (``""``: none) as the group's trunk server; False if it
+        already is. ``last_trunk_server`` keeps the latest non-empty appointment, the one
+        whose trunk binlog the others replicated (storage_internals.md §9.1, §11)."""
+        if group.trunk_server_id == server_id:
+            return False
+        group.trunk_server_id = server_id
+        if server_id:
+            group.last_trunk_server_id = server_id
+        group.trunk_version += 1
+        self.trunk_version += 1
+        self.touch()
+        return True
 
     def sorted_groups(self) -> list[Group]:
         return [self.groups[name] for name in sorted(self.groups)]

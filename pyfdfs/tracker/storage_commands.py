@@ -22,7 +22,7 @@ from pyfdfs.protocol.tracker_messages import StorageStatBuff
 from pyfdfs.tracker.context import TrackerContext, TrackerSession, fail, joined, log
 from pyfdfs.tracker.election import split_address
 from pyfdfs.tracker.selection import rebalance_write_group, update_write_path
-from pyfdfs.tracker.state import JoinInfo, StorageServer
+from pyfdfs.tracker.state import Group, JoinInfo, StorageServer
 from pyfdfs.tracker.sys_files import SysFilesUnavailable, copy_sys_files
 
 # Statistics are persisted every this many beats / sync reports (storage_internals.md §9.2).
@@ -54,7 +54,19 @@ def change_notification(session: TrackerSession, server: StorageServer) -> bytes
         session.seen_group_version = group.version
         members = tuple(storage_brief(s) for s in sorted(group.storages.values(),
                                                          key=lambda s: s.id))
-    return ChangeNotification(leader=leader, members=members).encode()
+    trunk = _trunk_server_brief(session, group) if group is not None else None
+    return ChangeNotification(leader=leader, trunk_server=trunk, members=members).encode()
+
+
+def _trunk_server_brief(session: TrackerSession, group: Group) -> StorageBrief | None:
+    """The group's trunk server, once per change and once after JOIN (flag 2 of §5.8);
+    all zero when there is none."""
+    if not session.ctx.config.use_trunk_file or \
+            session.seen_trunk_server == group.trunk_server_id:
+        return None
+    session.seen_trunk_server = group.trunk_server_id
+    trunk = group.find(group.trunk_server_id) if group.trunk_server_id else None
+    return storage_brief(trunk) if trunk is not None else StorageBrief(0, 0, "", "")
 
 
 # --- joining and liveness ------------------------------------------------------------
@@ -159,6 +171,7 @@ async def storage_join(session: TrackerSession, body: bytes) -> Response:
         server.changelog_offset = ctx.store.changelog_size()
     session.storage = server
     session.seen_group_version = session.seen_leader_version = -1
+    session.seen_trunk_server = None
     ctx.storage_sessions[(server.group_name, server.id)] = session
     log.info("storage %s (%s:%d) %s group %s: %s", server.id, server.ip_addr, server.port,
              "rejoined" if was_known else "joined", server.group_name, server.status.name)

@@ -16,7 +16,13 @@ from pyfdfs.protocol.cluster_messages import SysFileChunk, SysFileChunkRequest, 
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.tracker.context import TrackerContext
 from pyfdfs.tracker.election import MAX_DOWN_TIME, Candidate, best_tracker
-from pyfdfs.tracker.peer_link import PeerRefused, PeerUnreachable, TrackerLink, call_tracker
+from pyfdfs.tracker.peer_link import (
+    PeerRefused,
+    PeerUnreachable,
+    TrackerLink,
+    call_peer,
+    peer_link,
+)
 from pyfdfs.tracker.persistence import SYS_FILES, TrackerStatusFile, write_atomically
 
 log = logging.getLogger("pyfdfs.tracker")
@@ -41,9 +47,7 @@ async def _peer_statuses(ctx: TrackerContext) -> list[Candidate]:
     candidates = []
     for address in sorted(ctx.peers.addresses):
         try:
-            body = await call_tracker(address, Command.TRACKER_GET_STATUS,
-                                      connect_timeout=float(ctx.config.connect_timeout),
-                                      network_timeout=float(ctx.config.network_timeout))
+            body = await call_peer(ctx, address, Command.TRACKER_GET_STATUS)
             candidates.append(Candidate(address, TrackerStatus.decode(body)))
         except (PeerUnreachable, PeerRefused, ValueError) as exc:
             log.debug("tracker %s has no status for us: %s", address, exc)
@@ -93,8 +97,7 @@ async def copy_sys_files(ctx: TrackerContext) -> str | None:
         source = best_tracker(candidates)
         assert source is not None
         candidates.remove(source)
-        link = TrackerLink(source.address, connect_timeout=float(ctx.config.connect_timeout),
-                           network_timeout=float(ctx.config.network_timeout))
+        link = peer_link(ctx, source.address)
         try:
             contents = await fetch_sys_files(link)
         except (PeerUnreachable, PeerRefused, ValueError) as exc:

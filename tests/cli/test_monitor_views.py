@@ -11,12 +11,12 @@ from pyfdfs.testing import LocalCluster
 
 GROUP_KEYS = {"name", "total_mb", "free_mb", "reserved_mb", "storage_count", "active_count",
               "readable_count", "writable_count", "storage_port", "store_path_count",
-              "storages"}
+              "trunk_server", "trunk_free_mb", "storages"}
 STORAGE_KEYS = {"id", "ip_addr", "port", "status", "status_code", "version", "total_mb",
                 "free_mb", "reserved_mb", "join_time", "up_time", "last_heart_beat_time",
                 "last_source_update", "last_sync_update", "last_synced_timestamp",
                 "sync_lag_seconds", "connections", "requests_total", "requests_failed",
-                "upload_bytes", "download_bytes"}
+                "upload_bytes", "download_bytes", "is_trunk_server"}
 
 
 def invoke(cluster: LocalCluster, *args: str) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,39 @@ def test_rotation_and_reader_crosses_files(tmp_path: Path,
     again.close()
     names = [r.filename for r, _ in BinlogReader(str(tmp_path)).read()]
     assert names == [f"M00/00/00/file{i}.txt" for i in range(4)]
+
+
+def test_kept_open_reader_follows_appends_rotation_and_torn_tail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pusher's reader stays open across batches: it must see later appends, a torn
+    line completed later, and the switch to the next file, and open each file once."""
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: Any, flags: int, *args: Any) -> int:
+        if "binlog." in str(path) and not flags & os.O_WRONLY:
+            opened.append(os.path.basename(str(path)))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(binlog_module.os, "open", counting_open)
+    monkeypatch.setattr(binlog_module, "BINLOG_MAX_SIZE", 120)
+    writer = BinlogWriter(str(tmp_path))
+    with BinlogReader(str(tmp_path), keep_open=True) as reader:
+        assert list(reader.read()) == []
+        writer.write(1, "C", "M00/00/00/a.txt")
+        assert [r.filename for r, _ in reader.read()] == ["M00/00/00/a.txt"]
+        with open(tmp_path / "binlog.000", "ab") as fh:
+            fh.write(b"2 C M00/00/0")  # half written
+        assert list(reader.read()) == []
+        with open(tmp_path / "binlog.000", "ab") as fh:
+            fh.write(b"0/b.txt\n")
+        writer._size = os.path.getsize(tmp_path / "binlog.000")
+        assert [r.timestamp for r, _ in reader.read()] == [2]
+        for ts in range(3, 7):
+            writer.write(ts, "D", f"M00/00/00/f{ts}.txt")  # rotates after ~120 bytes
+        assert writer.index >= 1
+        assert [r.timestamp for r, _ in reader.read(2)] == [3, 4]
+        assert [r.timestamp for r, _ in reader.read()] == [5, 6]
+        assert reader.position == BinlogPosition(writer.index, writer._size)
+    writer.close()
+    assert opened.count("binlog.000") == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pyfdfs.protocol.constants import Status
-from pyfdfs.storage.binlog import BinlogPosition, BinlogRecord, BinlogWriter
+from pyfdfs.storage.binlog import BinlogPosition, BinlogReader, BinlogRecord, BinlogWriter
 from pyfdfs.storage.sync.decisions import (
     InvalidRecord,
     PushFailed,
@@ -233,19 +234,22 @@ def test_batches_and_skip_to_until(tmp_path: Path) -> None:
     writer = BinlogWriter(str(tmp_path))
     for ts in (100, 105, 103, 110, 111):
         writer.write(ts, "C", f"M00/00/00/f{ts}.txt")
-    batch = read_batch(str(tmp_path), BinlogPosition(0, 0), 2)
+    def read_batch_at(position: BinlogPosition, limit: int) -> list[Any]:
+        return read_batch(BinlogReader(str(tmp_path), position), limit)
+
+    batch = read_batch_at(BinlogPosition(0, 0), 2)
     assert [r.timestamp for r, _ in batch if r] == [100, 105]
     start = first_record_at_or_after(str(tmp_path), 105)
-    assert [r.timestamp for r, _ in read_batch(str(tmp_path), start, 10) if r] == \
+    assert [r.timestamp for r, _ in read_batch_at(start, 10) if r] == \
         [105, 103, 110, 111]
     end = first_record_at_or_after(str(tmp_path), 1000)
-    assert read_batch(str(tmp_path), end, 10) == []
+    assert read_batch_at(end, 10) == []
     with open(tmp_path / "binlog.000", "ab") as fh:
         fh.write(b"garbage\n")
     writer.write(120, "D", "M00/00/00/f100.txt")
-    tail = read_batch(str(tmp_path), end, 10)
+    tail = read_batch_at(end, 10)
     assert tail[0][0] is None  # the unparsable line, reported as such
-    assert [r.op for r, _ in read_batch(str(tmp_path), tail[0][1], 10) if r] == ["D"]
+    assert [r.op for r, _ in read_batch_at(tail[0][1], 10) if r] == ["D"]
     writer.close()
 
 

@@ -257,3 +257,32 @@ def test_update_prefers_writable_source() -> None:
     assert choose_update_server(group, info, policy(store_server=1)).id == b.id
     state.set_status(b, StorageStatus.OFFLINE)
     assert choose_update_server(group, info, policy(store_server=1)).id == a.id
+
+
+def test_upload_query_lists_writable_servers_twice_at_most(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each writable_servers() sorts the members; a QUERY_STORE made five of them (free
+    and total space each made their own) and is on the upload hot path."""
+    state = ClusterState()
+    add_storage(state, "g1", "127.0.0.2")
+    add_storage(state, "g1", "127.0.0.3", free=20_000)
+    calls = 0
+    real = Group.writable_servers
+
+    def counting(group: Group) -> list[StorageServer]:
+        nonlocal calls
+        calls += 1
+        return real(group)
+
+    monkeypatch.setattr(Group, "writable_servers", counting)
+    group = choose_store_group(state, policy())
+    server = choose_store_server(group, policy())
+    assert (group.name, server.id) == ("g1", "127.0.0.2")
+    assert calls <= 2
+    # Named group, and the reserve measured on the server with least free space (§8.1).
+    calls = 0
+    assert choose_store_group(state, policy(), "g1") is group
+    assert calls == 1
+    with pytest.raises(ProtocolError) as err:
+        choose_store_group(state, policy(reserved=ReservedSpace(mb=30_000)), "g1")
+    assert err.value.status == Status.ENOSPC

@@ -9,8 +9,10 @@ import contextlib
 import os
 import socket
 
+from pyfdfs.auth import authenticate
 from pyfdfs.config import StorageConfig
 from pyfdfs.net.frames import CHUNK_SIZE, ConnectionClosed, FrameStream, ResponseError
+from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.fields import unpack_i64
@@ -38,7 +40,16 @@ class RecoverySource:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(FrameStream(reader, writer, float(config.network_timeout)), group)
+        stream = FrameStream(reader, writer, float(config.network_timeout))
+        try:
+            # With a cluster_secret the peer answers FETCH_ONE_PATH_BINLOG only to an
+            # authenticated member, as it does pushes.
+            await authenticate(stream, config.cluster_secret, AuthRole.STORAGE_TO_PEER,
+                               config.server_id or config.listen_addr)
+        except BaseException:
+            await stream.close()
+            raise
+        return cls(stream, group)
 
     async def close(self, *, say_quit: bool = True) -> None:
         if say_quit:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from pyfdfs.net.frames import ResponseError
@@ -249,7 +250,15 @@ class TrunkService:
         return self._journal
 
     @property
+    def trunk_dir(self) -> str:
+        return os.path.join(self.ctx.data_dir, "trunk")
+
+    @property
     def binlog_size(self) -> int:
+        # Asked by trackers (and by anyone who connects): it must not create the trunk
+        # files of a storage that never had trunk mode.
+        if self._journal is None and not os.path.isdir(self.trunk_dir):
+            return 0
         return self.journal.binlog_size
 
     def report(self) -> tuple[int, int] | None:
@@ -269,6 +278,8 @@ class TrunkService:
         self.journal.truncate_binlog()
 
     def delete_binlog_marks(self) -> int:
+        if self._journal is None and not os.path.isdir(self.trunk_dir):
+            return 0
         removed = delete_marks(self.journal)
         if self.pusher is not None:
             self.pusher.restart_all()
