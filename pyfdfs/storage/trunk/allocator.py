@@ -172,14 +172,25 @@ class TrunkAllocator:
                 log.warning("trunk reservation %s expired unconfirmed: freeing it",
                             reservation.slot)
                 self._release(reservation.slot)
-            for slot, deadline in list(self.recently_confirmed.items()):
-                if deadline <= now:
-                    del self.recently_confirmed[slot]
+            self._forget_confirmed(now)
             if self.journal.reservations_oversized:
                 self.journal.rewrite_reservations(
                     [(r.slot, r.binlog_offset) for r in self.space.reservations.values()])
             with contextlib.suppress(OSError):
                 await self.journal.sync(force=True)
+
+
+    def _forget_confirmed(self, now: float) -> None:
+        """Drop confirms older than the reservation time. Entries are added with
+        ``now + ttl``, so the dict is in deadline order: only its expired head is visited
+        (a full scan each second would cost O(uploads per ttl), hundreds of thousands)."""
+        expired = []
+        for slot, deadline in self.recently_confirmed.items():
+            if deadline > now:
+                break
+            expired.append(slot)
+        for slot in expired:
+            del self.recently_confirmed[slot]
 
 
 def _create_container(path: str, size: int) -> bool:
