@@ -62,6 +62,8 @@ class StorageCollector(Collector):
         info.add_metric([ctx.group, ctx.server_id, _status(ctx.status)], 1)
         yield info
         yield from self._sync()
+        if ctx.trunk.enabled:
+            yield from self._trunk()
 
     def _sync(self) -> Iterator[GaugeMetricFamily]:
         lag = GaugeMetricFamily("pyfdfs_sync_lag_seconds",
@@ -81,6 +83,31 @@ class StorageCollector(Collector):
             backlog.add_metric([peer_id], progress.backlog_bytes)
         yield lag
         yield backlog
+
+
+    def _trunk(self) -> Iterator[GaugeMetricFamily]:
+        """Trunk mode (docs/trunk.md): the space map exists only on the trunk server."""
+        trunk = self.ctx.trunk
+        yield GaugeMetricFamily("pyfdfs_trunk_server",
+                                "1 if this storage is its group's trunk server",
+                                value=1 if trunk.is_trunk_server else 0)
+        yield GaugeMetricFamily("pyfdfs_trunk_binlog_bytes",
+                                "Size of this storage's trunk binlog (or copy of it)",
+                                value=trunk.binlog_size)
+        allocator = trunk.allocator
+        if allocator is None:
+            return
+        space = allocator.space
+        free = GaugeMetricFamily("pyfdfs_trunk_free_bytes",
+                                 "Free space inside trunk containers", labels=["path_index"])
+        for store in self.ctx.store_paths.paths:
+            free.add_metric([str(store.index)], space.free_bytes(store.index))
+        yield free
+        yield GaugeMetricFamily("pyfdfs_trunk_containers", "Trunk container files",
+                                value=len(space.containers))
+        yield GaugeMetricFamily("pyfdfs_trunk_reservations",
+                                "Slots handed out and not confirmed yet",
+                                value=len(space.reservations))
 
 
 def _status(status: int) -> str:

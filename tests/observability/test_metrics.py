@@ -100,3 +100,22 @@ def test_sync_backlog_while_peer_is_down(cluster_factory: Callable[..., LocalClu
         return value(s, "pyfdfs_sync_backlog_bytes", peer="127.0.0.3") > 0 and \
             value(s, "pyfdfs_sync_lag_seconds", peer="127.0.0.3") >= 1
     wait_until(lagging, 20, "no backlog/lag towards the stopped peer")
+
+
+def test_trunk_gauges(cluster_factory: Callable[..., LocalCluster]) -> None:
+    port = free_port("127.0.0.2")
+    cluster = cluster_factory(
+        storages=[StorageSpec("group1", ip="127.0.0.2",
+                              conf={"metrics.server_port": str(port)})],
+        tracker_conf={"use_trunk_file": "true", "slot_max_size": "64KB",
+                      "trunk_file_size": "4MB"})
+    wait_until(lambda: value(scrape("127.0.0.2", port), "pyfdfs_trunk_server") == 1, 30,
+               "the only storage never became trunk server")
+    with FdfsClient(load_client_config(cluster.client_conf_path)) as client:
+        file_ids = [client.upload(b"small" * 100, "txt") for _ in range(3)]
+    samples = scrape("127.0.0.2", port)
+    assert value(samples, "pyfdfs_trunk_containers") == 1
+    assert value(samples, "pyfdfs_trunk_reservations") == 0
+    assert 0 < value(samples, "pyfdfs_trunk_free_bytes", path_index="0") < 4 * 1024 * 1024
+    assert value(samples, "pyfdfs_trunk_binlog_bytes") > 0
+    assert all(len(f.split("/", 1)[1]) == 60 for f in file_ids)
