@@ -13,11 +13,13 @@ that storages are distinct hosts to the tracker exactly as in production.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,6 +328,18 @@ def wait_until(predicate: Callable[[], object], timeout: float = 20,
         delay = min(delay * 1.5, 0.25)
 
 
+async def wait_until_async(predicate: Callable[[], object], timeout: float = 20,
+                           message: str = "condition not met") -> None:
+    """wait_until for code running on an event loop: polls without blocking it."""
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(message)
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
 __all__ = ["LocalCluster", "ServerProcess", "StorageSpec", "free_port", "recv_exactly",
            "wait_until", "write_conf"]
 
@@ -358,3 +372,27 @@ class NamespacedServer(ServerProcess):
 
 
 __all__ += ["NamespacedServer"]
+
+
+# --- /metrics pages --------------------------------------------------------------------------
+MetricSamples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape_metrics(host: str, port: int, path: str = "/metrics") -> MetricSamples:
+    """A server's Prometheus page, as {(sample name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as response:
+        text = response.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric_value(samples: MetricSamples, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (0 when none)."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+def metric_label_values(samples: MetricSamples, name: str, label: str) -> set[str]:
+    return {dict(ls)[label] for (n, ls) in samples if n == name and label in dict(ls)}

@@ -104,18 +104,26 @@ async def _upload_to_trunk(session: StorageSession, store: StorePath, size: int,
             with contextlib.suppress(Exception):
                 await ctx.trunk.confirm(slot, False)
             raise
-        # An error here (the reservation expired) fails the upload; the slot is left
-        # as it is, since it may already be someone else's.
-        await ctx.trunk.confirm(slot, True)
+        name = trunk_logical_name(slot, source=ctx.namer.source, timestamp=timestamp,
+                                  size=size, crc32=crc32, formatted_ext=formatted_ext)
+        # Noted first: a crash after the trunk server takes the CONFIRM but before the
+        # record below is finished at the next start (trunk/pending.py), not leaked.
+        ctx.trunk.pending.begin(name)
+        try:
+            # An error here (the reservation expired) fails the upload; the slot is
+            # left as it is, since it may already be someone else's.
+            await ctx.trunk.confirm(slot, True)
+        except BaseException:
+            ctx.trunk.pending.end(name)
+            raise
     except BaseException:
         ctx.stats.count("upload", False, size, with_bytes="upload")
         raise
     finally:
         if incoming is not None:
             incoming.discard()
-    name = trunk_logical_name(slot, source=ctx.namer.source, timestamp=timestamp, size=size,
-                              crc32=crc32, formatted_ext=formatted_ext)
     end = ctx.binlog.write(timestamp, BinlogOp.CREATE, name)
+    ctx.trunk.pending.end(name)
     ctx.stats.count("upload", True, size, with_bytes="upload")
     ctx.stats.source_updated()
     answer = Response(body=UploadResponse(ctx.group, name).encode())

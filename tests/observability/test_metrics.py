@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from scrape import label_values, scrape, value
 
 from pyfdfs.client.blocking import FdfsClient
 from pyfdfs.config import load_client_config
 from pyfdfs.testing import LocalCluster, StorageSpec, free_port, wait_until
+from pyfdfs.testing import metric_label_values as label_values
+from pyfdfs.testing import metric_value as value
+from pyfdfs.testing import scrape_metrics as scrape
 
 pytestmark = pytest.mark.timeout(120)
 

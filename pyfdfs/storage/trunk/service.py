@@ -21,9 +21,12 @@ from pyfdfs.protocol.cluster_messages import StorageBrief
 from pyfdfs.protocol.constants import Status
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.trunk import TRUNK_HEADER_SIZE, TrunkSlot
+from pyfdfs.storage.binlog import BinlogOp
+from pyfdfs.storage.file_location import clear_slot, content_exists, locate
 from pyfdfs.storage.trunk.allocator import TrunkAllocator
 from pyfdfs.storage.trunk.client import TrunkClient, TrunkUnreachable
 from pyfdfs.storage.trunk.journal import TrunkJournal
+from pyfdfs.storage.trunk.pending import PendingUploads, names_in_binlog_tail
 from pyfdfs.storage.trunk.replication import TrunkBinlogPusher, delete_marks
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ class TrunkService:
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
         self._named = asyncio.Event()  # set when the trackers name a trunk server
+        self.pending = PendingUploads(os.path.join(ctx.data_dir, "trunk"))
+        self._recovery: asyncio.Task[None] | None = None
         # A tracker's FETCH_TRUNK_FID answer (reporter), wanted while we take over.
         self.wants_tracker_fid = False
         self._tracker_fid = 0
@@ -289,9 +294,54 @@ class TrunkService:
     async def start(self) -> None:
         self._started = True
         self._follow_role()
+        if self.pending.open_names():
+            self._recovery = asyncio.create_task(self._finish_pending(),
+                                                 name="trunk pending uploads")
+
+    async def _finish_pending(self) -> None:
+        """Settle the uploads a crash caught between CONFIRM and their binlog record
+        (pending.py); retried until the trunk server answers."""
+        names = self.pending.open_names()
+        logged = names_in_binlog_tail(self.ctx.binlog)
+        left = [name for name in names if name not in logged]
+        while True:
+            left = [name for name in left if not await self._finish_one(name)]
+            self.pending.rewrite(left)
+            if not left:
+                return
+            await asyncio.sleep(1)
+
+    async def _finish_one(self, name: str) -> bool:
+        """Whether ``name`` is settled."""
+        try:
+            location = locate(self.ctx.store_paths, name)
+        except ProtocolError:
+            return True
+        if location.trunk is None or not content_exists(location):
+            return True  # never written, so never confirmed: the reservation runs out
+        try:
+            await self.confirm(location.trunk.slot, True)
+        except ProtocolError as exc:
+            if exc.status != Status.ENOENT:
+                return False
+            # The reservation ran out: the span may be someone else's by now.
+            clear_slot(location)
+            log.warning("dropped trunk upload %s cut short by a crash: its slot was "
+                        "given up", name)
+            return True
+        except (TrunkUnreachable, OSError):
+            return False
+        self.ctx.binlog.write(location.trunk.header.mtime, BinlogOp.CREATE, name)
+        self.ctx.stats.source_updated()
+        log.info("finished trunk upload %s cut short by a crash", name)
+        return True
 
     async def stop(self) -> None:
         self._started = False
+        if self._recovery is not None:
+            self._recovery.cancel()
+            await asyncio.gather(self._recovery, return_exceptions=True)
+        self.pending.close()
         if self._role_task is not None:
             self._role_task.cancel()
             await asyncio.gather(self._role_task, return_exceptions=True)
