@@ -8,14 +8,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from pyfdfs.auth import authenticate
-from pyfdfs.net.connection import open_frame_stream
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
-from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import GROUP_NAME_MAX_LEN, Command, Status
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.fields import pack_fixed, pack_i32
 from pyfdfs.protocol.trunk import TrunkSlot
+from pyfdfs.storage.sync.connection import open_peer_stream
 
 if TYPE_CHECKING:
     from pyfdfs.storage.context import StorageContext
@@ -48,18 +46,8 @@ class TrunkClient:
         if self._stream is not None and self._target == target:
             return self._stream
         await self.close()
-        cfg = self.ctx.config
-        bind = cfg.outgoing_bind_addr
-        stream = await open_frame_stream(target[0], target[1],
-                                         timeout=float(cfg.network_timeout),
-                                         connect_timeout=cfg.connect_timeout,
-                                         local_addr=(bind, 0) if bind else None)
-        try:
-            await authenticate(stream, cfg.cluster_secret, AuthRole.STORAGE_TO_PEER,
-                               self.ctx.server_id)
-        except BaseException:
-            await stream.close()
-            raise
+        stream = await open_peer_stream(self.ctx.config, target[0], target[1],
+                                        self.ctx.server_id)
         self._stream, self._target = stream, target
         return stream
 

@@ -17,14 +17,12 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
-from pyfdfs.auth import authenticate
-from pyfdfs.net.connection import open_frame_stream
 from pyfdfs.net.frames import ConnectionClosed, FrameStream, ResponseError
-from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.cluster_messages import StorageBrief
 from pyfdfs.protocol.constants import Command, StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.fields import unpack_i64
+from pyfdfs.storage.sync.connection import open_peer_stream
 from pyfdfs.storage.trunk.journal import TrunkJournal
 
 if TYPE_CHECKING:
@@ -107,18 +105,7 @@ class TrunkBinlogPusher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _connect(self, ip: str, port: int) -> FrameStream:
-        cfg = self.ctx.config
-        bind = cfg.outgoing_bind_addr
-        stream = await open_frame_stream(ip, port, timeout=float(cfg.network_timeout),
-                                         connect_timeout=cfg.connect_timeout,
-                                         local_addr=(bind, 0) if bind else None)
-        try:
-            await authenticate(stream, cfg.cluster_secret, AuthRole.STORAGE_TO_PEER,
-                               self.ctx.server_id)
-        except BaseException:
-            await stream.close()
-            raise
-        return stream
+        return await open_peer_stream(self.ctx.config, ip, port, self.ctx.server_id)
 
     async def _push(self, ip: str, port: int) -> None:
         backoff = 0.5
