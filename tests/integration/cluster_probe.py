@@ -49,3 +49,13 @@ def holders(cluster: LocalCluster, file_id: str) -> list[ServerProcess]:
 def source_of(file_id: str) -> str:
     """The IP or server id a file name carries (file_id.md §2.1)."""
     return decode_file_name(split_file_id(file_id)[1]).source
+
+
+def trunk_server(cluster: LocalCluster, group: str = "group1") -> ServerProcess | None:
+    """The storage the tracker lists as the group's trunk server (docs/trunk.md)."""
+    for stat in cluster.list_storages(group):
+        if stat.if_trunk_server:
+            for storage in cluster.storages:
+                if storage.host == stat.ip_addr and storage.port == stat.storage_port:
+                    return storage
+    return None

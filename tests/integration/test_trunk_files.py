@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cluster_probe import call
+from cluster_probe import call, trunk_server
 from test_http import free_port_on, http_conf, http_request
 
 from pyfdfs.client import FdfsClient
@@ -49,15 +49,6 @@ def trunk_cluster(cluster_factory: Callable[..., LocalCluster]) -> Iterator[Loca
     cluster.http_port = http_port  # type: ignore[attr-defined]
     wait_until(lambda: trunk_server(cluster) is not None, 30, "no trunk server appointed")
     yield cluster
-
-
-def trunk_server(cluster: LocalCluster) -> ServerProcess | None:
-    for stat in cluster.list_storages(GROUP):
-        if stat.if_trunk_server:
-            for storage in cluster.storages:
-                if storage.host == stat.ip_addr and storage.port == stat.storage_port:
-                    return storage
-    return None
 
 
 def upload_to(storage: ServerProcess, data: bytes, ext: str = "txt") -> str:

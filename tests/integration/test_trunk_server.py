@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 import pytest
+from cluster_probe import trunk_server
 
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.protocol.fields import pack_fixed, pack_i32
@@ -77,15 +78,6 @@ def peer_call(target: ServerProcess, source: str, cmd: int, body: bytes = b"",
         peer.close()
 
 
-def appointed(cluster: LocalCluster) -> ServerProcess | None:
-    for stat in cluster.list_storages(GROUP):
-        if stat.if_trunk_server:
-            for storage in cluster.storages:
-                if storage.host == stat.ip_addr and storage.port == stat.storage_port:
-                    return storage
-    return None
-
-
 def other(cluster: LocalCluster, storage: ServerProcess) -> ServerProcess:
     return next(s for s in cluster.storages if s is not storage)
 
@@ -116,9 +108,9 @@ def trunk_cluster(cluster_factory: Callable[..., LocalCluster]
     cluster = cluster_factory(storages=[StorageSpec(GROUP, ip="127.0.0.2"),
                                         StorageSpec(GROUP, ip="127.0.0.3")],
                               tracker_conf=TRUNK_CONF, storage_conf=STORAGE_CONF)
-    wait_until(lambda: appointed(cluster) is not None, 40,
+    wait_until(lambda: trunk_server(cluster) is not None, 40,
                "the tracker appointed no trunk server")
-    server = appointed(cluster)
+    server = trunk_server(cluster)
     assert server is not None
     peer = other(cluster, server)
     wait_until(lambda: serving_allocations(server, peer.host), 30,
@@ -184,7 +176,7 @@ def test_kill_between_alloc_and_confirm(
     server.start()
     wait_until(lambda: serving_allocations(server, peer.host), 30,
                "the restarted trunk server never served again")
-    assert appointed(cluster) is server
+    assert trunk_server(cluster) is server
     client = TrunkPeer(server, peer.host)
     try:
         # Both reservations survived the crash: neither span is handed out again.
@@ -221,8 +213,8 @@ def test_another_storage_takes_over(cluster_factory: Callable[..., LocalCluster]
                                         StorageSpec(GROUP, ip="127.0.0.3")],
                               tracker_conf={**TRUNK_CONF, "check_active_interval": "2"},
                               storage_conf=STORAGE_CONF)
-    wait_until(lambda: appointed(cluster) is not None, 40, "no trunk server appointed")
-    first = appointed(cluster)
+    wait_until(lambda: trunk_server(cluster) is not None, 40, "no trunk server appointed")
+    first = trunk_server(cluster)
     assert first is not None
     second = other(cluster, first)
     wait_until(lambda: serving_allocations(first, second.host), 30, "never served")
@@ -238,7 +230,7 @@ def test_another_storage_takes_over(cluster_factory: Callable[..., LocalCluster]
         client.close()
     wait_until(lambda: binlog(second) == binlog(first), 30, "binlog never replicated")
     first.stop()
-    wait_until(lambda: appointed(cluster) is second, 60, "the other storage was not appointed")
+    wait_until(lambda: trunk_server(cluster) is second, 60, "the other storage was not appointed")
     wait_until(lambda: serving_allocations(second, first.host), 30,
                "the new trunk server never served")
     client = TrunkPeer(second, first.host)
