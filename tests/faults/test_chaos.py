@@ -11,11 +11,10 @@ would go to another storage while the source is down, and an append there lands 
 replica that may lack earlier appends: FastDFS's appender model (storage_internals.md §13)
 has no answer for that, so it is not what this suite measures.
 
-Network partition: only simulated, by freezing a storage with SIGSTOP (its peers and the
-trackers see a silent host, exactly as in a partition, until SIGCONT). A real cut with
-``ip netns`` would need every server started inside its own namespace with veth links,
-and an iptables rule on the shared loopback would also cut the other test runs of this
-host (they use the same 127.0.0.x addresses), so neither is done here.
+Network partition: here only simulated, by freezing a storage with SIGSTOP (its peers and
+the trackers see a silent host, exactly as in a partition, until SIGCONT). The real cut
+(one storage in its own network namespace, packets dropped and healed) is
+``test_partition.py``.
 """
 
 from __future__ import annotations
