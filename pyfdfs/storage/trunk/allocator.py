@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyfdfs.protocol.constants import Status
@@ -25,6 +26,8 @@ log = logging.getLogger("pyfdfs.storage.trunk")
 # Container ids already on disk (a crash between creating a file and logging it) are
 # skipped rather than reused; this bounds the search.
 _MAX_ID_SKIPS = 1000
+# The binlog is compacted when it outgrows both this and 4 x its last compacted size.
+COMPACT_MIN_BYTES = 4 * 1024 * 1024
 
 
 class TrunkAllocator:
@@ -44,6 +47,10 @@ class TrunkAllocator:
         # not mistaken for one that came too late.
         self.recently_confirmed: dict[TrunkSlot, float] = {}
         self._open_lock = asyncio.Lock()
+        # Called while compacting, before the new binlog replaces the old (the service
+        # deletes the pushers' marks there and restarts them).
+        self.on_compacted: Callable[[], None] = lambda: None
+        self._compacted_size = 0
         self._loop = asyncio.get_running_loop()
 
     # --- start ----------------------------------------------------------------------------
@@ -173,12 +180,25 @@ class TrunkAllocator:
                             reservation.slot)
                 self._release(reservation.slot)
             self._forget_confirmed(now)
+            self._maybe_compact()
             if self.journal.reservations_oversized:
                 self.journal.rewrite_reservations(
                     [(r.slot, r.binlog_offset) for r in self.space.reservations.values()])
             with contextlib.suppress(OSError):
                 await self.journal.sync(force=True)
 
+
+    def _maybe_compact(self) -> None:
+        """Compact the trunk binlog once it has grown well past its compacted size (each
+        upload adds a line, each delete another; replaying it all on take-over would
+        grow without bound)."""
+        journal = self.journal
+        if self.space.reservations or \
+                journal.binlog_size <= max(COMPACT_MIN_BYTES, 4 * self._compacted_size):
+            return
+        before = journal.binlog_size
+        self._compacted_size = journal.compact(self.space, self.on_compacted)
+        log.info("trunk binlog compacted: %d -> %d bytes", before, self._compacted_size)
 
     def _forget_confirmed(self, now: float) -> None:
         """Drop confirms older than the reservation time. Entries are added with

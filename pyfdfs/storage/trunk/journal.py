@@ -54,7 +54,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pyfdfs.protocol.trunk import TrunkBinlogRecord, TrunkSlot
@@ -302,6 +302,43 @@ class TrunkJournal:
         os.close(self._reservations_fd)
         self._reservations_fd = self._open(self.reservations_path)
         self._reservations_size = len(data)
+
+    def compact(self, space: FreeSpaceMap, before_replace: Callable[[], None]) -> int:
+        """Replace the binlog by the shortest history that replays to the same map: per
+        container, ``A`` of all of it, then ``D`` of each run of taken bytes (beyond
+        FastDFS, whose compression runs on a timetable). Only while no reservation is
+        open, since notes point into the old binlog; the notes are cleared.
+        ``before_replace`` runs before the swap (the pushers' marks are deleted there:
+        a crash after the swap must not resume a peer mid-line of the new file). No
+        await inside, so no append can fall between the snapshot and the swap."""
+        assert not space.reservations, "compacting with open reservations"
+        now = int(time.time())
+        lines = []
+        for container in sorted(space.containers.values(), key=lambda c: c.file_id):
+            lines.append(TrunkBinlogRecord(now, TrunkBinlogRecord.ADD,
+                                           container.slot(0, container.size)).encode())
+            taken_from = 0
+            for start in [*container.starts, container.size]:
+                if start > taken_from:
+                    lines.append(TrunkBinlogRecord(
+                        now, TrunkBinlogRecord.DELETE,
+                        container.slot(taken_from, start - taken_from)).encode())
+                taken_from = start + container.spans.get(start, 0)
+        data = b"".join(lines)
+        tmp = self.binlog_path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        before_replace()
+        os.replace(tmp, self.binlog_path)
+        os.close(self._binlog_fd)
+        self._binlog_fd = self._open(self.binlog_path)
+        self.binlog_size = len(data)
+        self.rewrite_reservations([])
+        self._appended.set()
+        self._appended = asyncio.Event()
+        return self.binlog_size
 
     def forget_reservations(self) -> None:
         """Another storage is the trunk server now: our notes describe a history that is

@@ -222,9 +222,17 @@ class TrunkService:
         self.allocator = allocator
         await allocator.load(self._tracker_fid)
         self.pusher = TrunkBinlogPusher(self.ctx, self.journal)
+        allocator.on_compacted = self._binlog_replaced
         self._tasks = [asyncio.create_task(allocator.upkeep(), name="trunk upkeep"),
                        asyncio.create_task(self.pusher.run(), name="trunk binlog push")]
         self._ready.set()
+
+    def _binlog_replaced(self) -> None:
+        """Our binlog is about to be rewritten (compaction): the peers' copies and marks
+        describe the old one, so every peer gets the new one from the start."""
+        delete_marks(self.journal)
+        if self.pusher is not None:
+            self.pusher.restart_all()
 
     async def _stop_serving(self) -> None:
         if self.allocator is not None:
