@@ -13,6 +13,11 @@ than any one of these changes). Prints one JSON document.
   plan (a stat) and the path to send from; the plain LocalStore and the pusher's one that
   remembers the last name.
 * ``query_store_select_us``: group, server and path choice of one QUERY_STORE.
+* ``server_request_us``: server process CPU per request/answer of a small body command
+  whose handler is a coroutine (``async``, answered by the connection's task) and one
+  declared ``never_waits`` (answered from the receive callback), 4 connections.
+* ``name_us``: the per-request name work of a download: ``DownloadRequest.decode``,
+  ``locate`` (first sight of a name, and again), tracker ``decode_file_name``.
 """
 
 from __future__ import annotations
@@ -30,8 +35,18 @@ from typing import Any
 
 from pyfdfs.net.connection import open_frame_stream
 from pyfdfs.net.frames import FrameStream
-from pyfdfs.net.server import CommandSpec, FrameServer, Response, ServerLimits
+from pyfdfs.net.server import (
+    CommandSpec,
+    FrameServer,
+    Response,
+    ServerLimits,
+    body_command,
+    never_waits,
+)
+from pyfdfs.protocol import file_id
 from pyfdfs.protocol.constants import StorageStatus
+from pyfdfs.protocol.storage_messages import DownloadRequest
+from pyfdfs.storage import file_location
 from pyfdfs.storage.binlog import BinlogReader, BinlogRecord, BinlogWriter
 from pyfdfs.storage.store_paths import StorePaths
 from pyfdfs.storage.sync.decisions import plan
@@ -64,10 +79,14 @@ def _echo_server(port_queue: Any) -> None:
     async def echo(session: Session, body: bytes) -> Response:
         return Response(body=body)
 
+    @never_waits
+    def echo_inline(session: Session, body: bytes) -> Response:
+        return Response(body=body)
+
     async def main() -> None:
         server: FrameServer[Session] = FrameServer(
-            "echo", {1: CommandSpec(echo)}, Session, host="127.0.0.1", port=0,
-            limits=ServerLimits())
+            "echo", {1: CommandSpec(echo), 2: body_command(echo_inline)}, Session,
+            host="127.0.0.1", port=0, limits=ServerLimits())
         await server.start()
         assert server._server is not None
         port_queue.put(server._server.sockets[0].getsockname()[1])
@@ -84,7 +103,8 @@ def _run(coro: Any) -> Any:
     return uvloop.run(coro)
 
 
-async def _client_load(port: int, kind: str, requests: int, connections: int = 4) -> None:
+async def _client_load(port: int, kind: str, requests: int, connections: int = 4,
+                       cmd: int = 1) -> None:
     async def connect() -> FrameStream:
         if kind == "stream_reader":
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -95,7 +115,7 @@ async def _client_load(port: int, kind: str, requests: int, connections: int = 4
         stream = await connect()
         body = b"x" * 300  # about a sync-delete request
         for _ in range(requests):
-            await stream.send_request(1, body)
+            await stream.send_request(cmd, body)
             header = await stream.read_header()
             assert header is not None
             await stream.read_exactly(header.pkg_len)
@@ -120,6 +140,57 @@ def client_request_us(requests: int) -> dict[str, float]:
         return result
     finally:
         server.kill()
+
+
+def server_request_us(requests: int) -> dict[str, float]:
+    import psutil
+
+    queue: Any = multiprocessing.Queue()
+    server = multiprocessing.Process(target=_echo_server, args=(queue,), daemon=True)
+    server.start()
+    try:
+        port = queue.get(timeout=30)
+        process = psutil.Process(server.pid)
+        result: dict[str, float] = {}
+        for kind, cmd in (("async", 1), ("never_waits", 2)) * 3:
+            _run(_client_load(port, "buffered", 200, cmd=cmd))
+            times = process.cpu_times()
+            _run(_client_load(port, "buffered", requests, cmd=cmd))
+            after = process.cpu_times()
+            cost = (after.user + after.system - times.user - times.system) \
+                / (4 * requests) * 1e6
+            result[kind] = round(min(cost, result.get(kind, cost)), 1)
+        return result
+    finally:
+        server.kill()
+
+
+def name_us(count: int) -> dict[str, float]:
+    body = DownloadRequest("group1", NAME).encode()
+    with tempfile.TemporaryDirectory() as root:
+        store_paths = StorePaths([root], [False])
+
+        def first_sight() -> None:
+            file_location._locate.cache_clear()
+            file_id._parse_logical_name.cache_clear()
+            file_id.decode_file_name.cache_clear()
+            file_location.locate(store_paths, NAME)
+
+        def clear_only() -> None:
+            file_location._locate.cache_clear()
+            file_id._parse_logical_name.cache_clear()
+            file_id.decode_file_name.cache_clear()
+
+        clearing = _best(clear_only, count)
+        return {
+            "download_request_decode": round(_best(lambda: DownloadRequest.decode(body),
+                                                   count), 2),
+            "locate_new_name": round(_best(first_sight, count) - clearing, 2),
+            "locate_again": round(_best(lambda: file_location.locate(store_paths, NAME),
+                                        count), 2),
+            "decode_file_name_again": round(_best(lambda: file_id.decode_file_name(NAME),
+                                                  count), 2),
+        }
 
 
 def binlog_record_us(records: int) -> dict[str, float]:
@@ -196,6 +267,8 @@ def main() -> None:
     args = parser.parse_args()
     document = {
         "cpus": os.cpu_count(),
+        "server_request_us": server_request_us(args.requests),
+        "name_us": name_us(args.requests),
         "client_request_us": client_request_us(args.requests),
         "binlog_record_us": binlog_record_us(args.requests),
         "push_plan_us": push_plan_us(args.requests),

@@ -20,7 +20,16 @@ from pyfdfs.net.connection import (
     open_frame_stream,
 )
 from pyfdfs.net.frames import ConnectionClosed, FrameStream
-from pyfdfs.net.server import CommandSpec, FrameServer, Response, ServerLimits
+from pyfdfs.net.server import (
+    CommandSpec,
+    FrameServer,
+    Response,
+    ServerLimits,
+    answered_inline,
+    body_command,
+    never_waits,
+)
+from pyfdfs.protocol.errors import ProtocolError
 
 _HEADER = struct.Struct(">qBB")
 Runner = Callable[[Coroutine[Any, Any, None]], None]
@@ -235,6 +244,126 @@ def test_client_stream_requests_sendfile_and_timeout(run: Runner, tmp_path: Any)
             await quiet.close()
         finally:
             silent.close()
+            await server.stop()
+
+    run(scenario())
+
+
+# -- requests answered from the receive callback (InlineCapable / never_waits) -------------
+
+_INLINE_CALLS: list[tuple[str, asyncio.Task[Any] | None]] = []
+
+
+@never_waits
+def _inline_echo(session: _Session, body: bytes) -> Response:
+    """Records whether it ran inside a task: answered inline, it runs in the callback."""
+    _INLINE_CALLS.append(("inline", asyncio.current_task()))
+    if body == b"bad":
+        raise ProtocolError("bad request", 22)
+    if body == b"bye":
+        return Response(body=b"bye", close=True)
+    return Response(body=body.upper())
+
+
+def _maybe_inline(session: _Session, body: bytes) -> Response | None:
+    if body.startswith(b"big"):
+        return None  # "needs to wait": the async handler answers
+    _INLINE_CALLS.append(("maybe", asyncio.current_task()))
+    return Response(body=b"ans:" + body)
+
+
+@answered_inline(_maybe_inline)
+async def _maybe_async(session: _Session, body: bytes) -> Response:
+    _INLINE_CALLS.append(("async", asyncio.current_task()))
+    await asyncio.sleep(0)
+    return Response(body=b"ans:" + body)
+
+
+async def _serve_inline(timeout: float = 5.0) -> FrameServer[_Session]:
+    server: FrameServer[_Session] = FrameServer(
+        "test", {1: CommandSpec(_echo), 4: body_command(_inline_echo),
+                 5: body_command(_maybe_async)},
+        _Session, host="127.0.0.1", port=0, limits=ServerLimits(network_timeout=timeout))
+    await server.start()
+    assert server._server is not None
+    server.port = server._server.sockets[0].getsockname()[1]
+    return server
+
+
+def test_never_waits_handler_answers_from_the_receive_callback(run: Runner) -> None:
+    async def scenario() -> None:
+        _INLINE_CALLS.clear()
+        server = await _serve_inline()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            for body in (b"abc", b"", b"x" * 5000):
+                writer.write(_HEADER.pack(len(body), 4, 0) + body)
+                assert await _response(reader) == (0, body.upper())
+            # No task ran the handler: it was called from buffer_updated.
+            assert _INLINE_CALLS == [("inline", None)] * 3
+            # A ProtocolError is answered with its status; the connection stays usable.
+            writer.write(_HEADER.pack(3, 4, 0) + b"bad")
+            assert await _response(reader) == (22, b"")
+            writer.write(_HEADER.pack(2, 4, 0) + b"ok")
+            assert await _response(reader) == (0, b"OK")
+            writer.close()
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_inline_and_task_answers_keep_request_order(run: Runner) -> None:
+    async def scenario() -> None:
+        _INLINE_CALLS.clear()
+        server = await _serve_inline()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            # Pipelined in one write: inline, async-only, inline, declined inline (-> async),
+            # inline; and then the same one byte at a time. (Requests buffered behind one the
+            # task answers are answered by the task too: the same answers either way.)
+            frames = [(4, b"a"), (1, b"b"), (4, b"c"), (5, b"big1"), (5, b"d"), (4, b"e")]
+            wire = b"".join(_HEADER.pack(len(b), cmd, 0) + b for cmd, b in frames)
+            expected = [b"A", b"b", b"C", b"ans:big1", b"ans:d", b"E"]
+            for chunks in ([wire], [wire[i:i + 1] for i in range(len(wire))]):
+                for chunk in chunks:
+                    writer.write(chunk)
+                    await writer.drain()
+                for body in expected:
+                    assert await _response(reader) == (0, body)
+            # Declined inline, "big1" went to the async handler, in the connection's task.
+            assert [task is not None for kind, task in _INLINE_CALLS if kind == "async"] \
+                in ([True] * 2, [True] * 3, [True] * 4)
+            assert not [task for kind, task in _INLINE_CALLS if kind == "maybe" and task]
+            writer.close()
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_inline_close_and_idle_timeout(run: Runner) -> None:
+    async def scenario() -> None:
+        server = await _serve_inline(timeout=0.4)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            # Requests answered inline for longer than the inactivity timeout: the
+            # connection is not idle, so it must not be timed out.
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while loop.time() - started < 1.2:
+                writer.write(_HEADER.pack(1, 4, 0) + b"k")
+                assert await _response(reader) == (0, b"K")
+                await asyncio.sleep(0.05)
+            # close=True from an inline handler: answered, then the connection ends and
+            # what followed it is not answered.
+            writer.write(_HEADER.pack(3, 4, 0) + b"bye" + _HEADER.pack(1, 4, 0) + b"z")
+            assert await _response(reader) == (0, b"bye")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            await asyncio.sleep(0.05)
+            assert server.connection_count == 0
+        finally:
             await server.stop()
 
     run(scenario())

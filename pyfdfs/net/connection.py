@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ BUFFER_SIZE = 64 * 1024
 MIN_FREE = 16 * 1024
 # A long body is handed on in chunks of at least this much (or its rest).
 MIN_CHUNK = 64 * 1024
+_HEADER = struct.Struct(">qBB")
 
 
 class FrameProtocol(asyncio.BufferedProtocol):
@@ -56,6 +58,10 @@ class FrameProtocol(asyncio.BufferedProtocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        # Requests answered from the receive callback (FrameServer._answer_inline): called
+        # by buffer_updated while the reader waits between requests (``header_wait``).
+        self.on_frames: Callable[[], None] | None = None
+        self.header_wait = False
 
     # -- transport callbacks ---------------------------------------------------------------
 
@@ -71,6 +77,15 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes
+        if self.header_wait and self.on_frames is not None:
+            # The reader has taken nothing of the next request yet, and re-checks what is
+            # buffered when it wakes: whole requests may be answered here, before it does.
+            self.on_frames()
+            if self._end - self._start < HEADER_SIZE and not self._eof:
+                # Nothing for the reader (a partial header at most): leave it asleep, but
+                # data arrived, so its inactivity clock starts again.
+                self._wait_since = self._loop.time()
+                return
         if len(self._buffer) - (self._end - self._start) < MIN_FREE:
             self._pause_reading()
         self._wake()
@@ -116,6 +131,29 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def at_eof(self) -> bool:
         return self._eof and self._start == self._end
+
+    def front_header(self) -> tuple[int, int, int]:
+        """(pkg_len, cmd, status) of the buffered header at the front (``buffered`` has
+        been checked); pkg_len may be negative."""
+        pkg_len, cmd, status = _HEADER.unpack_from(self._buffer, self._start)
+        return pkg_len, cmd, status
+
+    def peek(self, offset: int, size: int) -> bytes:
+        """``size`` buffered bytes from ``offset`` on, left in the buffer."""
+        start = self._start + offset
+        return bytes(self._view[start:start + size])
+
+    def skip(self, size: int) -> None:
+        """Drop ``size`` buffered bytes (the caller checked ``buffered``)."""
+        self._consumed(self._start + size)
+
+    def hang_up(self) -> None:
+        """End the connection from the receive callback: the unread rest is dropped and
+        the reader sees a clean end of stream (its task then closes the connection)."""
+        self.on_frames = None
+        self._start = self._end = 0
+        self._eof = True
+        self._wake()
 
     def take(self, size: int) -> bytes:
         """``size`` buffered bytes (the caller checked ``buffered``)."""
@@ -283,7 +321,12 @@ class BufferedFrameStream(FrameStream):
         protocol = self.protocol
         if protocol.buffered < HEADER_SIZE:
             protocol.release_extra()
-            if not await protocol.wait_for(HEADER_SIZE, idle_timeout):
+            protocol.header_wait = True  # see FrameProtocol.buffer_updated
+            try:
+                more = await protocol.wait_for(HEADER_SIZE, idle_timeout)
+            finally:
+                protocol.header_wait = False
+            if not more:
                 if protocol.buffered:
                     raise ConnectionClosed("connection closed inside a header")
                 return None
@@ -298,6 +341,12 @@ class BufferedFrameStream(FrameStream):
         self.transport.write(data)
         if protocol.write_paused or protocol.closed.done():
             await self.drain()
+
+    def write_now(self, data: bytes | bytearray | memoryview) -> None:
+        """Write without waiting for a drain: for answers given from the receive callback,
+        which FrameServer only does while the transport is not paused."""
+        self.sent_bytes += len(data)
+        self.transport.write(data)
 
     async def iter_body(self, size: int, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Yield exactly ``size`` bytes in chunks of what has arrived, up to ``chunk_size``.

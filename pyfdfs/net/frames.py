@@ -119,6 +119,11 @@ class FrameStream:
         self.writer.write(data)
         await self.drain()
 
+    def write_now(self, data: bytes | bytearray | memoryview) -> None:
+        """Write without waiting for a drain (answers given from the receive callback)."""
+        self.sent_bytes += len(data)
+        self.writer.write(data)
+
     async def send_response(self, status: int = 0, body: bytes = b"") -> None:
         # Header and body go out in one write: some Python clients read the header with a
         # single recv() and would break on a split header (protocol.md §1).
@@ -142,13 +147,10 @@ class FrameStream:
     async def send_file_response(self, fd: int, offset: int, count: int) -> None:
         """A success header followed by ``count`` bytes of a file: one write for small
         files (protocol.md §1 wants header and body together), zero-copy for big ones."""
-        header = encode_header(count, Command.RESP, 0)
         if count <= SMALL_FILE_INLINE:
-            data = os.pread(fd, count, offset) if count else b""
-            if len(data) != count:
-                raise ConnectionClosed("file shrank while being sent")
-            await self.send(header + data)
+            await self.send(small_file_response(fd, offset, count))
             return
+        header = encode_header(count, Command.RESP, 0)
         self.sent_bytes += len(header)
         self.writer.write(header)
         await self.sendfile(fd, offset, count)
@@ -208,6 +210,15 @@ class FrameStream:
         self.writer.close()
         with contextlib.suppress(OSError, TimeoutError, asyncio.TimeoutError):
             await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+
+def small_file_response(fd: int, offset: int, count: int) -> bytes:
+    """A success header and ``count`` (at most SMALL_FILE_INLINE) bytes of a file, as the
+    one write protocol.md §1 wants for header and body."""
+    data = os.pread(fd, count, offset) if count else b""
+    if len(data) != count:
+        raise ConnectionClosed("file shrank while being sent")
+    return encode_header(count, Command.RESP, 0) + data
 
 
 class ResponseError(Exception):

@@ -8,6 +8,7 @@ Handlers never touch framing: a *body* handler gets the whole (size-checked) bod
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -19,7 +20,7 @@ from pyfdfs.net.connection import BufferedFrameStream, FrameProtocol
 from pyfdfs.net.frames import ConnectionClosed, FrameStream
 from pyfdfs.protocol.constants import HEADER_SIZE, Status
 from pyfdfs.protocol.errors import ProtocolError
-from pyfdfs.protocol.header import Header
+from pyfdfs.protocol.header import Header, encode_response
 
 log = logging.getLogger("pyfdfs.net")
 
@@ -75,19 +76,64 @@ class RequestObserver(Protocol):
 
 BodyHandler = Callable[[Any, bytes], Awaitable[Response]]
 StreamHandler = Callable[[Any, Header], Awaitable[Response]]
+# A body handler's synchronous version: the answer, or None for "this request needs to
+# wait (or is big): let the handler do it" -- in which case it must have had no effect.
+InlineHandler = Callable[[Any, bytes], "Response | None"]
+
+
+class InlineCapable:
+    """A body handler that also has a synchronous version (``inline``).
+
+    FrameServer calls ``inline`` straight from the connection's receive callback when a
+    whole request is buffered and the connection's task is idle between requests, and
+    writes the answer at once: no wake-up of the task, no coroutine. That is what the raw
+    baseline server does, and it saves ~5 µs of CPU per request (a future, a callback, a
+    task step and the resumed coroutine chain). Anything that has to wait -- I/O on
+    another connection, an executor, a drain -- stays in the async handler: ``inline``
+    answers None and the request goes the ordinary way. Called as a handler, this is the
+    async handler."""
+
+    def __init__(self, handler: BodyHandler, inline: InlineHandler) -> None:
+        self.handler = handler
+        self.inline = inline
+        functools.update_wrapper(self, handler)
+
+    def __call__(self, session: Any, body: bytes) -> Awaitable[Response]:
+        return self.handler(session, body)
+
+
+def never_waits(function: Callable[[Any, bytes], Response]) -> InlineCapable:
+    """Decorate a plain ``def`` body handler that never waits (table lookups, answers
+    built from memory): usable as a handler, and answered inline when possible."""
+    async def handler(session: Any, body: bytes) -> Response:
+        return function(session, body)
+
+    functools.update_wrapper(handler, function)
+    return InlineCapable(handler, function)
+
+
+def answered_inline(inline: InlineHandler) -> Callable[[BodyHandler], InlineCapable]:
+    """Decorate an async body handler with its synchronous version (see InlineCapable)."""
+    def decorate(handler: BodyHandler) -> InlineCapable:
+        return InlineCapable(handler, inline)
+    return decorate
 
 
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     """One row of a command table. A streaming handler must consume exactly
-    ``header.pkg_len`` body bytes, or answer with ``close=True``."""
+    ``header.pkg_len`` body bytes, or answer with ``close=True``. ``inline`` is a body
+    handler's synchronous version (InlineCapable); wrappers that build a new spec around
+    a handler (authentication, peer checks) drop it, so their checks always run."""
 
     handler: Callable[..., Awaitable[Response]]
     streaming: bool = False
+    inline: InlineHandler | None = None
 
 
 def body_command(handler: BodyHandler) -> CommandSpec:
-    return CommandSpec(handler, streaming=False)
+    inline = handler.inline if isinstance(handler, InlineCapable) else None
+    return CommandSpec(handler, streaming=False, inline=inline)
 
 
 def stream_command(handler: StreamHandler) -> CommandSpec:
@@ -162,6 +208,9 @@ class FrameServer(Generic[S]):
         session = self.session_factory(stream)
         if self.observer is not None:
             self.observer.on_connection_open(peer)
+        elif isinstance(stream, BufferedFrameStream):
+            # Observed requests are timed and reported by the task (_observed) instead.
+            stream.protocol.on_frames = functools.partial(self._answer_inline, session)
         try:
             await self._serve(session)
         except (ConnectionClosed, ConnectionError) as exc:
@@ -198,6 +247,45 @@ class FrameServer(Generic[S]):
                     await stream.send_response(response.status, response.body)
             if response.close or (response.status == Status.EINVAL
                                   and self.limits.close_on_einval):
+                return
+
+    def _answer_inline(self, session: S) -> None:
+        """Answer whole buffered requests of commands with an inline handler, from the
+        receive callback (FrameProtocol.buffer_updated) while the connection's task waits
+        for the next header -- like ``_serve``, without waking the task. Stops, leaving the
+        rest to the task, at the first request that is not buffered whole, has no inline
+        handler, is refused by size, or whose inline handler answers None; and whenever the
+        transport asks us to stop writing (the task's send waits for the drain)."""
+        stream = session.stream
+        assert isinstance(stream, BufferedFrameStream)
+        protocol = stream.protocol
+        limits = self.limits
+        while protocol.buffered >= HEADER_SIZE and not protocol.write_paused:
+            pkg_len, cmd, _ = protocol.front_header()
+            spec = self.commands.get(cmd)
+            if (spec is None or spec.inline is None or not 0 <= pkg_len <= limits.max_body
+                    or protocol.buffered < HEADER_SIZE + pkg_len):
+                return
+            body = protocol.peek(HEADER_SIZE, pkg_len) if pkg_len else b""
+            try:
+                response = spec.inline(session, body)
+            except ProtocolError as exc:
+                log.info("%s: bad request %d from %s: %s", self.name, cmd, stream.peer_ip,
+                         exc)
+                response = Response(exc.status)
+            except Exception:
+                log.exception("%s: connection from %s failed", self.name, stream.peer_ip)
+                protocol.hang_up()
+                return
+            if response is None:
+                return  # the handler will do it
+            protocol.skip(HEADER_SIZE + pkg_len)
+            stream.received_bytes += HEADER_SIZE + pkg_len
+            if not response.silent:
+                stream.write_now(encode_response(response.status, response.body))
+            if response.close or (response.status == Status.EINVAL
+                                  and limits.close_on_einval):
+                protocol.hang_up()
                 return
 
     async def _observed(self, session: S, header: Header) -> Response:

@@ -9,6 +9,7 @@ slave files a prefix plus extension.
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import re
 import socket
@@ -152,8 +153,20 @@ class LogicalName:
         return self.text
 
 
+# Names are parsed again and again (every download, delete and replicated record, by
+# each storage; every fetch/update query by the tracker) and the parse is a pure function
+# of the text, so recent results are kept; a cached LogicalName / FileNameInfo is a frozen
+# dataclass, safe to share. Rejected names raise every time (exceptions are not cached).
+NAME_CACHE_SIZE = 4096
+
+
 def parse_logical_name(text: str, *, metadata_suffix_ok: bool = False) -> LogicalName:
     """Validate a remote filename. Anything that could escape the store path is rejected."""
+    return _parse_logical_name(text, metadata_suffix_ok)
+
+
+@functools.lru_cache(maxsize=NAME_CACHE_SIZE)
+def _parse_logical_name(text: str, metadata_suffix_ok: bool) -> LogicalName:
     if not text or len(text) > REMOTE_FILENAME_MAX_LEN:
         raise ProtocolError(f"file name length {len(text)} out of range")
     match = _LOGICAL.fullmatch(text)
@@ -215,6 +228,7 @@ class FileNameInfo:
         return not self.is_slave and not self.is_appender
 
 
+@functools.lru_cache(maxsize=NAME_CACHE_SIZE)
 def decode_file_name(logical_name: str) -> FileNameInfo:
     """Decode the core of a logical name (``M00/00/00/...``, without the group)."""
     core = logical_name[CORE_OFFSET:CORE_OFFSET + CORE_LENGTH]

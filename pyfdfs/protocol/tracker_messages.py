@@ -393,7 +393,7 @@ class StorageStat:
 # request is a fixed-size filter; each set ``filter_by`` bit adds one condition and all
 # conditions must hold. A filter byte that is not set is not looked at.
 
-# (Imported here: this section was appended while the module head was being edited.)
+# Imported here because this section was appended to the module; belongs in the head.
 from pyfdfs.protocol.constants import MAX_IP_PORT_SIZE  # noqa: E402
 
 TRACKER_STAT_BY_ACTIVE = 1

@@ -178,13 +178,17 @@ class BinlogWriter:
     def append(self, record: BinlogRecord) -> BinlogPosition:
         """Append a record; returns the position after it, as a BinlogReader reports it
         (what durable writes wait for the pushers to pass)."""
-        data = record.encode()
+        return self._append(record.encode())
+
+    def _append(self, data: bytes) -> BinlogPosition:
         if len(data) > MAX_RECORD_LENGTH + 1:
             log.warning("binlog record longer than %d bytes: %r", MAX_RECORD_LENGTH, data)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        written = os.write(self._fd, data)
+        if written < len(data):  # a short write (rare): the rest, in a loop
+            view = memoryview(data)[written:]
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
         self._size += len(data)
         after = BinlogPosition(self.index, self._size)
         self._unsynced = True
@@ -198,7 +202,10 @@ class BinlogWriter:
         return after
 
     def write(self, timestamp: int, op: str, filename: str, extra: str = "") -> BinlogPosition:
-        return self.append(BinlogRecord(timestamp, op, filename, extra))
+        # BinlogRecord.encode's line, without building the record (once per write).
+        line = f"{timestamp} {op} {filename} {extra}\n" if extra else \
+            f"{timestamp} {op} {filename}\n"
+        return self._append(line.encode())
 
     def flush(self) -> None:
         """Make the appended records durable (called every sync_binlog_buff_interval)."""

@@ -8,7 +8,8 @@ import os
 import stat
 import time
 
-from pyfdfs.net.server import QUIT, Response
+from pyfdfs.net.frames import SMALL_FILE_INLINE, small_file_response
+from pyfdfs.net.server import QUIT, Response, answered_inline
 from pyfdfs.protocol.constants import (
     GROUP_NAME_MAX_LEN,
     QUERY_FILE_INFO_NO_CRC,
@@ -23,6 +24,7 @@ from pyfdfs.storage.binlog import BinlogOp, BinlogPosition
 from pyfdfs.storage.file_location import (
     METADATA_SUFFIX,
     FileLocation,
+    OpenContent,
     clear_slot,
     locate,
     not_found,
@@ -35,7 +37,9 @@ from pyfdfs.storage.store_paths import StorePath
 log = logging.getLogger("pyfdfs.storage")
 
 
-async def download_file(session: StorageSession, body: bytes) -> Response:
+def _open_download(session: StorageSession, body: bytes
+                   ) -> tuple[DownloadRequest, OpenContent, int]:
+    """The request, its open content and how many bytes to send."""
     ctx = session.ctx
     request = DownloadRequest.decode(body)
     ctx.check_group(request.group)
@@ -44,34 +48,94 @@ async def download_file(session: StorageSession, body: bytes) -> Response:
     except ProtocolError:
         ctx.stats.count("download", False)
         raise
+    # protocol.md §7.12: offset beyond the end is an error; offset == size gives an
+    # empty body (even for an empty file); too long a length is clamped.
+    if request.offset > content.size:
+        content.close()
+        raise ProtocolError(f"offset {request.offset} beyond size {content.size}")
+    remaining = content.size - request.offset
+    length = remaining if request.length == 0 else min(request.length, remaining)
+    return request, content, length
+
+
+def download_small_file(session: StorageSession, body: bytes) -> Response | None:
+    """DOWNLOAD_FILE of up to SMALL_FILE_INLINE bytes, answered without waiting (the
+    inline version of ``download_file``); None for a bigger one, which needs the drain
+    and sendfile of the async path."""
+    ctx = session.ctx
+    request, content, length = _open_download(session, body)
     try:
-        # protocol.md §7.12: offset beyond the end is an error; offset == size gives an
-        # empty body (even for an empty file); too long a length is clamped.
-        if request.offset > content.size:
-            raise ProtocolError(f"offset {request.offset} beyond size {content.size}")
-        remaining = content.size - request.offset
-        length = remaining if request.length == 0 else min(request.length, remaining)
+        if length > SMALL_FILE_INLINE:
+            return None
         try:
-            await session.stream.send_file_response(content.fd,
-                                                    content.offset + request.offset, length)
+            session.stream.write_now(
+                small_file_response(content.fd, content.offset + request.offset, length))
         except (OSError, ConnectionError) as exc:
-            # The header is out: the only way to signal failure is to hang up (§1).
-            log.info("download of %s aborted: %s", request.filename, exc)
-            ctx.stats.count("download", False, 0, with_bytes="download")
-            return QUIT
+            return _download_aborted(session, request, exc)
     finally:
         content.close()
     ctx.stats.count("download", True, length, with_bytes="download")
     return Response(silent=True)
 
 
+@answered_inline(download_small_file)
+async def download_file(session: StorageSession, body: bytes) -> Response:
+    ctx = session.ctx
+    request, content, length = _open_download(session, body)
+    try:
+        try:
+            await session.stream.send_file_response(content.fd,
+                                                    content.offset + request.offset, length)
+        except (OSError, ConnectionError) as exc:
+            return _download_aborted(session, request, exc)
+    finally:
+        content.close()
+    ctx.stats.count("download", True, length, with_bytes="download")
+    return Response(silent=True)
+
+
+def _download_aborted(session: StorageSession, request: DownloadRequest,
+                      exc: BaseException) -> Response:
+    # The header may be out: the only way to signal failure is to hang up (§1).
+    log.info("download of %s aborted: %s", request.filename, exc)
+    session.ctx.stats.count("download", False, 0, with_bytes="download")
+    return QUIT
+
+
+def delete_plain_file(session: StorageSession, body: bytes) -> Response | None:
+    """DELETE_FILE of a plain file when writes are not durable: nothing to wait for (the
+    inline version of ``delete_file``). None for a trunk file (the slot goes back to the
+    trunk server) or with ``sync_ack_replicas`` (the answer waits for the peers)."""
+    ctx = session.ctx
+    request, location = _delete_request(session, body)
+    if location.trunk is not None or ctx.replication.enabled:
+        return None
+    _delete_plain(session, request.filename, location)
+    return Response()
+
+
+@answered_inline(delete_plain_file)
 async def delete_file(session: StorageSession, body: bytes) -> Response:
     ctx = session.ctx
-    request = GroupFileRequest.decode(body)
-    ctx.check_group(request.group)
-    location = locate(ctx.store_paths, request.filename)
+    request, location = _delete_request(session, body)
     if location.trunk is not None:
         return await _delete_trunk_file(session, location)
+    end = _delete_plain(session, request.filename, location)
+    return await ctx.replication.confirm(end, Response(), location.name_path)
+
+
+def _delete_request(session: StorageSession, body: bytes
+                    ) -> tuple[GroupFileRequest, FileLocation]:
+    request = GroupFileRequest.decode(body)
+    session.ctx.check_group(request.group)
+    return request, locate(session.ctx.store_paths, request.filename)
+
+
+def _delete_plain(session: StorageSession, filename: str,
+                  location: FileLocation) -> BinlogPosition:
+    """Remove a plain file (and its metadata, and a symlinked slave's target) and log it;
+    the binlog position of the last record."""
+    ctx = session.ctx
     name, store, path = location.name, location.store, location.name_path
     # One lstat answers "exists", "directory" and "symlink" (was three calls).
     try:
@@ -81,7 +145,7 @@ async def delete_file(session: StorageSession, body: bytes) -> Response:
     linked = stat.S_ISLNK(mode)
     if not mode or stat.S_ISDIR(mode) or (linked and os.path.isdir(path)):
         ctx.stats.count("delete", False)
-        raise not_found(request.filename)
+        raise not_found(filename)
     now = int(time.time())
     target = _link_target(store, path) if linked else None
     os.unlink(path)
@@ -97,7 +161,7 @@ async def delete_file(session: StorageSession, body: bytes) -> Response:
             pass
     ctx.stats.count("delete", True)
     ctx.stats.source_updated()
-    return await ctx.replication.confirm(end, Response(), path)
+    return end
 
 
 def _delete_metadata(session: StorageSession, location: FileLocation,

@@ -7,6 +7,7 @@ full-sync state that must survive restarts.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -88,13 +89,17 @@ class StorageStats:
 
     def count(self, op: str, ok: bool, nbytes: int = 0, *, with_bytes: str = "") -> None:
         """Bump ``total_<op>_count`` and, on success, ``success_<op>_count``."""
-        self.add(f"total_{op}_count")
+        # Once per request: the counter names are formatted once per (op, with_bytes).
+        total, success, total_bytes, success_bytes = _counter_names(op, with_bytes)
+        counters = self.buff.counters
+        counters[total] += 1
         if with_bytes:
-            self.add(f"total_{with_bytes}_bytes", nbytes)
+            counters[total_bytes] += nbytes
         if ok:
-            self.add(f"success_{op}_count")
+            counters[success] += 1
             if with_bytes:
-                self.add(f"success_{with_bytes}_bytes", nbytes)
+                counters[success_bytes] += nbytes
+        self.changed = self._dirty = True
 
     def source_updated(self) -> None:
         self.buff.counters["last_source_update"] = int(time.time())
@@ -112,6 +117,12 @@ class StorageStats:
         self.buff.connection_current_count = current
         self.buff.connection_max_count = max_count
         return self.buff
+
+
+@functools.cache
+def _counter_names(op: str, with_bytes: str) -> tuple[str, str, str, str]:
+    return (f"total_{op}_count", f"success_{op}_count", f"total_{with_bytes}_bytes",
+            f"success_{with_bytes}_bytes")
 
 
 @dataclass(slots=True)

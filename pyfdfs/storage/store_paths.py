@@ -76,12 +76,14 @@ class StorePath:
                             f"{kind}{os.getpid()}.{next(_temp_seq)}.tmp")
 
     def file_path(self, name: LogicalName) -> str:
-        path = os.path.normpath(os.path.join(self.data_dir, name.relative_path))
         # parse_logical_name already forbids separators and dot names; this is the
-        # belt-and-braces check that the joined path cannot leave data/.
-        if not path.startswith(self.data_dir + os.sep):
+        # belt-and-braces check that the joined path cannot leave data/: the two directory
+        # levels are formatted integers, so only the name could hold a separator or be a
+        # dot name. (Was normpath + a prefix check: the same guarantee at 3 times the cost.)
+        base = name.name
+        if "/" in base or os.sep in base or base.startswith("."):
             raise ProtocolError(f"file name {name} escapes the store path")
-        return path
+        return f"{self.data_dir}{os.sep}{name.sub_high:02X}{os.sep}{name.sub_low:02X}{os.sep}{base}"
 
     def disk_usage(self) -> DiskUsage:
         st = os.statvfs(self.root)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pyfdfs.net.server import OK, QUIT, Response
+from pyfdfs.net.server import OK, QUIT, Response, never_waits
 from pyfdfs.protocol.constants import Status, StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import FileNameInfo, decode_file_name
@@ -47,8 +47,11 @@ def _store_group(ctx: TrackerContext, body: bytes, *, with_group: bool) -> Group
     return group
 
 
-async def query_store_one(session: TrackerSession, body: bytes, *,
-                          with_group: bool = False) -> Response:
+# The query commands (and ACTIVE_TEST) never wait: ``never_waits`` lets the server answer
+# them from the receive callback, without waking the connection's task (net/server.py).
+
+
+def _query_store_one(session: TrackerSession, body: bytes, *, with_group: bool) -> Response:
     ctx = session.ctx
     group = _store_group(ctx, body, with_group=with_group)
     server = choose_store_server(group, ctx.policy)
@@ -57,12 +60,17 @@ async def query_store_one(session: TrackerSession, body: bytes, *,
                     .encode(ctx.ip_size))
 
 
-async def query_store_with_group_one(session: TrackerSession, body: bytes) -> Response:
-    return await query_store_one(session, body, with_group=True)
+@never_waits
+def query_store_one(session: TrackerSession, body: bytes) -> Response:
+    return _query_store_one(session, body, with_group=False)
 
 
-async def query_store_all(session: TrackerSession, body: bytes, *,
-                          with_group: bool = False) -> Response:
+@never_waits
+def query_store_with_group_one(session: TrackerSession, body: bytes) -> Response:
+    return _query_store_one(session, body, with_group=True)
+
+
+def _query_store_all(session: TrackerSession, body: bytes, *, with_group: bool) -> Response:
     ctx = session.ctx
     group = _store_group(ctx, body, with_group=with_group)
     servers = group.writable_servers()
@@ -72,8 +80,14 @@ async def query_store_all(session: TrackerSession, body: bytes, *,
     return Response(body=targets.encode(ctx.ip_size))
 
 
-async def query_store_with_group_all(session: TrackerSession, body: bytes) -> Response:
-    return await query_store_all(session, body, with_group=True)
+@never_waits
+def query_store_all(session: TrackerSession, body: bytes) -> Response:
+    return _query_store_all(session, body, with_group=False)
+
+
+@never_waits
+def query_store_with_group_all(session: TrackerSession, body: bytes) -> Response:
+    return _query_store_all(session, body, with_group=True)
 
 
 def _file_request(ctx: TrackerContext, body: bytes) -> tuple[Group, FileNameInfo]:
@@ -82,7 +96,8 @@ def _file_request(ctx: TrackerContext, body: bytes) -> tuple[Group, FileNameInfo
     return group, decode_file_name(request.filename)
 
 
-async def query_fetch_one(session: TrackerSession, body: bytes) -> Response:
+@never_waits
+def query_fetch_one(session: TrackerSession, body: bytes) -> Response:
     ctx = session.ctx
     group, info = _file_request(ctx, body)
     server = choose_fetch_server(group, info, int(time.time()), ctx.policy)
@@ -90,7 +105,8 @@ async def query_fetch_one(session: TrackerSession, body: bytes) -> Response:
                     .encode(ctx.ip_size))
 
 
-async def query_update(session: TrackerSession, body: bytes) -> Response:
+@never_waits
+def query_update(session: TrackerSession, body: bytes) -> Response:
     ctx = session.ctx
     group, info = _file_request(ctx, body)
     server = choose_update_server(group, info, ctx.policy)
@@ -98,7 +114,8 @@ async def query_update(session: TrackerSession, body: bytes) -> Response:
                     .encode(ctx.ip_size))
 
 
-async def query_fetch_all(session: TrackerSession, body: bytes) -> Response:
+@never_waits
+def query_fetch_all(session: TrackerSession, body: bytes) -> Response:
     ctx = session.ctx
     group, info = _file_request(ctx, body)
     servers = choose_fetch_servers(group, info, int(time.time()), ctx.policy)
@@ -199,7 +216,8 @@ async def get_leader(session: TrackerSession, body: bytes) -> Response:
     return Response(body=leader.encode())
 
 
-async def active_test(session: TrackerSession, body: bytes) -> Response:
+@never_waits
+def active_test(session: TrackerSession, body: bytes) -> Response:
     if body:
         raise ProtocolError("active test takes an empty body")
     return OK

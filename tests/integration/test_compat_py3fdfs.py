@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pyfdfs.protocol.file_id import decode_file_name
-from pyfdfs.testing import LocalCluster
+from pyfdfs.testing import LocalCluster, wait_until
 
 fdfs_client = pytest.importorskip("fdfs_client.client")
 
@@ -57,3 +57,34 @@ def test_appender_append_modify_truncate(py3fdfs: Any) -> None:
     py3fdfs.truncate_file(4, file_id)
     assert py3fdfs.download_to_buffer(file_id)["Content"] == b"XY23"
     py3fdfs.delete_file(file_id)
+
+
+def test_trunk_files_through_py3fdfs(cluster_factory: Any) -> None:
+    """With trunk mode on, the same unmodified client stores small files as 60-character
+    trunk names and gets them back (file_id.md §7)."""
+    trunk_cluster = cluster_factory(tracker_conf={"use_trunk_file": "true",
+                                                  "slot_max_size": "64KB",
+                                                  "trunk_file_size": "4MB"})
+    wait_until(lambda: any(s.if_trunk_server for s in trunk_cluster.list_storages("group1")),
+               30, "no trunk server appointed")
+    host, port = trunk_cluster.tracker_addresses[0].split(":")
+    client = fdfs_client.Fdfs_client({"host_tuple": (host,), "port": int(port), "timeout": 30,
+                                      "name": "Tracker Pool"})
+    payload = b"small file from py3fdfs " * 40
+
+    def upload() -> bytes | None:
+        try:
+            return client.upload_by_buffer(payload, file_ext_name="txt")["Remote file_id"]
+        except Exception:
+            return None
+
+    uploaded: list[bytes] = []
+    wait_until(lambda: uploaded.append(upload() or b"") or uploaded[-1], 20,
+               "trunk upload never worked")
+    file_id = uploaded[-1]
+    name = file_id.decode().partition("/")[2]
+    assert len(name) == 60 and decode_file_name(name).is_trunk
+    assert client.download_to_buffer(file_id)["Content"] == payload
+    assert client.delete_file(file_id)[0].startswith("Delete file succ")
+    with pytest.raises(Exception):  # noqa: B017 - py3fdfs raises its own DataError
+        client.download_to_buffer(file_id)

@@ -109,3 +109,22 @@ def test_plain_files_are_their_own_content(store_paths: StorePaths) -> None:
         open_content(location)
     Path(location.name_path).write_bytes(b"Hello, FastDFS!")
     assert content_size(location) == 15
+
+
+def test_paths_never_leave_the_store_path_and_locations_are_shared(tmp_path: Path) -> None:
+    from pyfdfs.protocol.file_id import LogicalName
+
+    paths = StorePaths([str(tmp_path)], [False])
+    store = paths[0]
+    name = "M00/0A/FF/fwAAAmkhgv6AQn7lAAAQAJrLNOI571.bin"
+    assert locate(paths, name).name_path == os.path.join(
+        store.data_dir, "0A", "FF", "fwAAAmkhgv6AQn7lAAAQAJrLNOI571.bin")
+    # A location is computed once per name (and store paths) and shared: it is frozen.
+    assert locate(paths, name) is locate(paths, name)
+    # Names that could leave data/ are refused even when built without the parser.
+    for bad in ("..", ".", "../../etc/passwd", "a/../../b", ".hidden", f"x{os.sep}y"):
+        with pytest.raises(ProtocolError):
+            store.file_path(LogicalName(0, 0, 0, bad))
+    for bad_text in ("M00/00/00/..", "M00/00/00/.x", "M00/00/../x", "M00/00/00/a/b"):
+        with pytest.raises(ProtocolError):
+            locate(paths, bad_text)
