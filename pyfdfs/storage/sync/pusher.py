@@ -50,6 +50,8 @@ GONE = frozenset({StorageStatus.DELETED, StorageStatus.IP_CHANGED, StorageStatus
 # §5.3 / C sync thread: nothing is sent to a destination in these states.
 _IDLE = frozenset({StorageStatus.INIT, StorageStatus.OFFLINE, StorageStatus.ONLINE})
 _PUSHING = frozenset({StorageStatus.ACTIVE, StorageStatus.SYNCING})
+# At most one check of a destination listed behind our announcement per this many seconds.
+RECHECK_INTERVAL = 5.0
 _FAILURES = (OSError, ConnectionError, ConnectionClosed, ProtocolError, ResponseError,
              TimeoutError, PushFailed, InvalidRecord)
 
@@ -92,6 +94,8 @@ class SyncPusher:
         self._last_create_existed = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._recheck: asyncio.Task[None] | None = None
+        self._last_recheck = -RECHECK_INTERVAL
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -100,6 +104,8 @@ class SyncPusher:
     async def stop(self) -> None:
         self._stopping = True
         self.peer.changed.set()
+        if self._recheck is not None:
+            self._recheck.cancel()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -163,6 +169,41 @@ class SyncPusher:
             await self._save_mark_async()
             await conn.close()
         return mark.sync_row_count > pushed_before
+
+    def recheck_destination(self, listed: int) -> None:
+        """The member list has the destination behind the SYNCING/OFFLINE we moved it to.
+        Usually the list just lags and catches up; but trackers restarted empty learn
+        the destination's status from whoever tells them first, possibly from a list
+        older than our announcement, and nobody would ever move it on again. So, at most
+        every RECHECK_INTERVAL seconds, ask the trackers for the destination's full-sync
+        arrangement: still ours as in our mark, the announcement is repeated; a new one
+        (the destination was wiped and re-added), the pusher starts over with it."""
+        now = time.monotonic()
+        if now - self._last_recheck < RECHECK_INTERVAL or \
+                (self._recheck is not None and not self._recheck.done()):
+            return
+        self._last_recheck = now
+        self._recheck = asyncio.create_task(self._recheck_destination(listed),
+                                            name=f"recheck {self.peer.id}")
+
+    async def _recheck_destination(self, listed: int) -> None:
+        mark = self.mark
+        if mark is None:
+            with contextlib.suppress(MarkFileError, OSError):
+                mark = SyncMark.load(self.mark_path)
+        if mark is None or not mark.need_sync_old:
+            return  # not our full sync: its source sees to it
+        cfg = self.ctx.config
+        answer = await ask_sync_source(cfg, cfg.tracker_server, self.ctx.group, self.peer.id)
+        if answer is None:
+            return
+        if answer.src_id == self.ctx.server_id and \
+                answer.until_timestamp == mark.until_timestamp:
+            await self._announce(StorageStatus(self.peer.status))
+        else:
+            log.info("sync to %s: a new full-sync arrangement (%s until %d): starting over",
+                     self.peer.id, answer.src_id or "nobody", answer.until_timestamp)
+            self.peer.set_status(listed)
 
     async def _announce(self, status: StorageStatus) -> None:
         """Move the destination along §6 step 5 on every tracker (REPORT_STATUS)."""

@@ -64,7 +64,10 @@ class SyncSupervisor:
                 continue
             if member.status in _PRE_SYNC and peer.status in _SOURCE_SET \
                     and member.status < peer.status:
-                continue  # stale: we moved it on ourselves
+                # Behind the status we moved it to ourselves: a lagging list, or a tracker
+                # that lost its state (the pusher tells it again, or starts over).
+                pusher.recheck_destination(member.status)
+                continue
             peer.set_status(member.status)
         for peer_id in [p for p in self.pushers if p not in seen]:
             await self._retire(peer_id, StorageStatus.NONE)
