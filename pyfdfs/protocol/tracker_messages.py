@@ -14,6 +14,7 @@ from pyfdfs.protocol.constants import (
     GROUP_NAME_MAX_LEN,
     IPV4_ADDRESS_SIZE,
     IPV6_ADDRESS_SIZE,
+    MAX_IP_PORT_SIZE,
     REMOTE_FILENAME_MAX_LEN,
     STORAGE_ID_MAX_SIZE,
     VERSION_SIZE,
@@ -392,9 +393,6 @@ class StorageStat:
 # Monitoring answers (fdfs_tracker_stat, fdfs_storage_stat, fdfs_volumn_stat). Every
 # request is a fixed-size filter; each set ``filter_by`` bit adds one condition and all
 # conditions must hold. A filter byte that is not set is not looked at.
-
-# Imported here because this section was appended to the module; belongs in the head.
-from pyfdfs.protocol.constants import MAX_IP_PORT_SIZE  # noqa: E402
 
 TRACKER_STAT_BY_ACTIVE = 1
 TRACKER_STAT_BY_LEADER = 2
