@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import pyfdfs.storage.trunk.allocator as allocator_module
 from pyfdfs.config import ReservedSpace, load_storage_config
 from pyfdfs.net.frames import FrameStream
 from pyfdfs.net.server import FrameServer, ServerLimits
@@ -370,3 +371,23 @@ async def _until(predicate: object, timeout: float) -> None:
     while not predicate():
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+def test_remembered_confirms_are_bounded(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(allocator_module, "MAX_REMEMBERED_CONFIRMS", 5)
+
+    async def main() -> None:
+        async with serving(tmp_path / "ts") as ctx:
+            slots = []
+            for _ in range(8):
+                slot = await ctx.trunk.alloc(100, 0)
+                await ctx.trunk.confirm(slot, True)
+                slots.append(slot)
+            allocator = await ctx.trunk.local_allocator()
+            assert list(allocator.recently_confirmed) == slots[3:]
+            await ctx.trunk.confirm(slots[-1], True)  # a retry of a recent one is fine
+            with pytest.raises(ProtocolError):
+                await ctx.trunk.confirm(slots[0], True)  # forgotten: too old to retry
+
+    asyncio.run(main())

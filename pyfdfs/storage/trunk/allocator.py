@@ -28,6 +28,9 @@ log = logging.getLogger("pyfdfs.storage.trunk")
 _MAX_ID_SKIPS = 1000
 # The binlog is compacted when it outgrows both this and 4 x its last compacted size.
 COMPACT_MIN_BYTES = 4 * 1024 * 1024
+# Confirms remembered for retries: at most this many (else one per upload of the last
+# reservation_ttl seconds, hundreds of thousands at full speed).
+MAX_REMEMBERED_CONFIRMS = 65536
 
 
 class TrunkAllocator:
@@ -123,6 +126,10 @@ class TrunkAllocator:
             return
         self.journal.note_confirmed(slot, reservation.binlog_offset)
         self.recently_confirmed[slot] = self._loop.time() + self.reservation_ttl
+        if len(self.recently_confirmed) > MAX_REMEMBERED_CONFIRMS:
+            # Bounded memory at high upload rates: the oldest goes first (the dict is in
+            # deadline order); a retry comes seconds after a lost answer, not minutes.
+            del self.recently_confirmed[next(iter(self.recently_confirmed))]
         try:
             await self.journal.sync()
         except OSError as exc:
