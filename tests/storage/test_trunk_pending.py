@@ -8,8 +8,10 @@ import asyncio
 import random
 from pathlib import Path
 
+import pytest
 from test_trunk_allocator import make_ctx, me
 
+import pyfdfs.storage.trunk.pending as pending_module
 from pyfdfs.protocol.file_id import source_from_ip
 from pyfdfs.protocol.trunk import SLOT_REGULAR, TrunkHeader, TrunkSlot, trunk_logical_name
 from pyfdfs.storage.binlog import BinlogOp
@@ -114,3 +116,17 @@ def test_an_upload_already_logged_is_left_alone(tmp_path: Path) -> None:
         assert sum(name in line for line in records) == 1
         await ctx.trunk.stop()
     asyncio.run(main())
+
+
+def test_the_notes_file_stays_small(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pending_module, "_REWRITE_OVER", 4096)
+    pending = PendingUploads(str(tmp_path / "trunk"))
+    pending.adopt(["M00/00/00/from-the-last-run"])
+    for i in range(1000):
+        pending.begin(f"M00/00/00/name{i}")
+        pending.end(f"M00/00/00/name{i}")
+    pending.begin("M00/00/00/in-flight")
+    assert Path(pending.path).stat().st_size < 4096 + 100
+    assert sorted(pending.open_names()) == ["M00/00/00/from-the-last-run",
+                                            "M00/00/00/in-flight"]
+    pending.close()

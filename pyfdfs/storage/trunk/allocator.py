@@ -9,6 +9,7 @@ import errno
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,9 @@ class TrunkAllocator:
                                   choose_subdir=ctx.namer.choose_subdir)
         # Confirmed slots, kept a while so that a CONFIRM retried after a lost answer is
         # not mistaken for one that came too late.
-        self.recently_confirmed: dict[TrunkSlot, float] = {}
+        # An OrderedDict: expiring and capping take from its head, which a plain dict
+        # (whose deleted head entries are skipped one by one) makes slower each time.
+        self.recently_confirmed: OrderedDict[TrunkSlot, float] = OrderedDict()
         self._open_lock = asyncio.Lock()
         # Called while compacting, before the new binlog replaces the old (the service
         # deletes the pushers' marks there and restarts them).
@@ -129,7 +132,7 @@ class TrunkAllocator:
         if len(self.recently_confirmed) > MAX_REMEMBERED_CONFIRMS:
             # Bounded memory at high upload rates: the oldest goes first (the dict is in
             # deadline order); a retry comes seconds after a lost answer, not minutes.
-            del self.recently_confirmed[next(iter(self.recently_confirmed))]
+            self.recently_confirmed.popitem(last=False)
         try:
             await self.journal.sync()
         except OSError as exc:
@@ -209,15 +212,10 @@ class TrunkAllocator:
 
     def _forget_confirmed(self, now: float) -> None:
         """Drop confirms older than the reservation time. Entries are added with
-        ``now + ttl``, so the dict is in deadline order: only its expired head is visited
-        (a full scan each second would cost O(uploads per ttl), hundreds of thousands)."""
-        expired = []
-        for slot, deadline in self.recently_confirmed.items():
-            if deadline > now:
-                break
-            expired.append(slot)
-        for slot in expired:
-            del self.recently_confirmed[slot]
+        ``now + ttl``, so they are in deadline order: only the expired head is visited."""
+        confirmed = self.recently_confirmed
+        while confirmed and next(iter(confirmed.values())) <= now:
+            confirmed.popitem(last=False)
 
 
 def _create_container(path: str, size: int) -> bool:

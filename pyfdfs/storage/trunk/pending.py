@@ -32,6 +32,7 @@ log = logging.getLogger("pyfdfs.storage.trunk")
 PENDING_NAME = "pending"
 # The records of uploads in flight at a crash are among the binlog's last lines.
 _TAIL_BYTES = 256 * 1024
+_REWRITE_OVER = 1024 * 1024
 
 
 class PendingUploads:
@@ -40,18 +41,35 @@ class PendingUploads:
     def __init__(self, trunk_dir: str) -> None:
         self.path = os.path.join(trunk_dir, PENDING_NAME)
         self._fd: int | None = None
+        # Names begun and not ended by this process, and the file's size: once the file
+        # outgrows _REWRITE_OVER it is rewritten with just these, so it stays small.
+        self._open: set[str] = set()
+        self._size = 0
 
-    def _open(self) -> int:
+    def _file(self) -> int:
         if self._fd is None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._size = os.fstat(self._fd).st_size
         return self._fd
 
     def begin(self, name: str) -> None:
-        os.write(self._open(), f"P {name}\n".encode())
+        self._open.add(name)
+        self._append(f"P {name}\n".encode())
+
+    def adopt(self, names: list[str]) -> None:
+        """Open names of a previous run, being settled now (kept through rewrites)."""
+        self._open.update(names)
 
     def end(self, name: str) -> None:
-        os.write(self._open(), f"F {name}\n".encode())
+        self._open.discard(name)
+        self._append(f"F {name}\n".encode())
+        if self._size > _REWRITE_OVER:
+            self.rewrite(sorted(self._open))
+
+    def _append(self, line: bytes) -> None:
+        os.write(self._file(), line)
+        self._size += len(line)
 
     def open_names(self) -> list[str]:
         """Names begun and not settled (a torn last line is ignored)."""
@@ -70,12 +88,16 @@ class PendingUploads:
         return list(open_names)
 
     def rewrite(self, names: list[str]) -> None:
-        """Keep only ``names`` open (after recovery settled the others)."""
+        """Keep only ``names`` open (the file would otherwise grow by two lines per
+        upload)."""
         self.close()
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
         tmp = self.path + ".tmp"
+        data = b"".join(f"P {n}\n".encode() for n in names)
         with open(tmp, "wb") as fh:
-            fh.write(b"".join(f"P {n}\n".encode() for n in names))
+            fh.write(data)
         os.replace(tmp, self.path)
+        self._size = len(data)
 
     def close(self) -> None:
         if self._fd is not None:

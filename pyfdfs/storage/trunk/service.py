@@ -309,12 +309,18 @@ class TrunkService:
     async def _finish_pending(self) -> None:
         """Settle the uploads a crash caught between CONFIRM and their binlog record
         (pending.py); retried until the trunk server answers."""
-        names = self.pending.open_names()
+        pending = self.pending
+        left = pending.open_names()
+        pending.adopt(left)
         logged = names_in_binlog_tail(self.ctx.binlog)
-        left = [name for name in names if name not in logged]
         while True:
-            left = [name for name in left if not await self._finish_one(name)]
-            self.pending.rewrite(left)
+            still = []
+            for name in left:
+                if name in logged or await self._finish_one(name):
+                    pending.end(name)
+                else:
+                    still.append(name)
+            left = still
             if not left:
                 return
             await asyncio.sleep(1)
