@@ -109,7 +109,7 @@ def open_content(location: FileLocation) -> OpenContent:
         trunk = location.trunk
         if trunk is None:
             return OpenContent(fd, 0, st.st_size, int(st.st_mtime))
-        if not slot_holds(fd, trunk):
+        if not slot_holds(fd, trunk, st.st_size):
             raise not_found(location.name)
         return OpenContent(fd, trunk.content_offset, trunk.size, trunk.header.mtime)
     except BaseException:
@@ -117,13 +117,16 @@ def open_content(location: FileLocation) -> OpenContent:
         raise
 
 
-def slot_holds(fd: int, trunk: TrunkFile) -> bool:
-    """Whether the container open as ``fd`` holds this trunk file: header byte-identical
-    to the one re-built from the name, and the content within the container."""
+def slot_holds(fd: int, trunk: TrunkFile, container_size: int | None = None) -> bool:
+    """Whether the container open as ``fd`` (of ``container_size`` bytes, if the caller
+    has it) holds this trunk file: header byte-identical to the one re-built from the
+    name, and the content within the container."""
     raw = os.pread(fd, TRUNK_HEADER_SIZE, trunk.slot.offset)
     if raw != trunk.header.encode():
         return False
-    return os.fstat(fd).st_size >= trunk.content_offset + trunk.size
+    if container_size is None:
+        container_size = os.fstat(fd).st_size
+    return container_size >= trunk.content_offset + trunk.size
 
 
 def content_exists(location: FileLocation) -> bool:
