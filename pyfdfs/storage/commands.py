@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pyfdfs.auth import auth_commands, authenticated_only
+from pyfdfs.auth import auth_commands, authenticated_only, checked_inline
 from pyfdfs.net.server import OK, QUIT, CommandSpec, Response, body_command, stream_command
 from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import Command, Status
@@ -41,16 +41,20 @@ def group_peers_only(spec: CommandSpec) -> CommandSpec:
     connection is closed, since a streamed body is left unread."""
     handler = spec.handler
 
-    async def checked(session: StorageSession, arg: object) -> Response:
+    def refusal(session: StorageSession) -> Response | None:
         peer = session.stream.peer_ip
         if not session.ctx.is_group_peer(peer):
             log.warning("refused %s from %s: not a member of group %s", handler.__name__,
                         peer, session.ctx.group)
             return Response(Status.EACCES, close=True)
-        return await handler(session, arg)
+        return None
+
+    async def checked(session: StorageSession, arg: object) -> Response:
+        return refusal(session) or await handler(session, arg)
 
     checked.__name__ = handler.__name__
-    return CommandSpec(checked, streaming=spec.streaming)
+    return CommandSpec(checked, streaming=spec.streaming,
+                       inline=checked_inline(spec.inline, refusal))
 
 
 COMMANDS: dict[int, CommandSpec] = {

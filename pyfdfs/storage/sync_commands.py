@@ -12,7 +12,13 @@ import logging
 import os
 import stat
 
-from pyfdfs.net.server import CommandSpec, Response, body_command, stream_command
+from pyfdfs.net.server import (
+    CommandSpec,
+    Response,
+    answered_inline,
+    body_command,
+    stream_command,
+)
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.protocol.file_id import decode_file_name
@@ -202,30 +208,46 @@ async def _sync_create_trunk_file(session: StorageSession, request: SyncCreateRe
     return Response()
 
 
-async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
+def _apply_sync_delete(session: StorageSession, body: bytes) -> tuple[Response, str | None]:
+    """SYNC_DELETE_FILE's work, all synchronous: the answer, and the path a durable
+    receiver must fsync (None when nothing changed)."""
     ctx = session.ctx
     request = SyncDeleteRequest.decode(body)
     ctx.check_group(request.group)
     location = locate(ctx.store_paths, request.filename, metadata_suffix_ok=True)
     if location.trunk is not None:
         if not content_exists(location):
-            return Response(Status.ENOENT)
+            return Response(Status.ENOENT), None
         _applied(session, request.timestamp, BinlogOp.DELETE, location.name.text)
         clear_slot(location)
-        await ctx.replication.persist(location.content_path)
-        return Response()
+        return Response(), location.content_path
     name, path = location.name, location.name_path
     try:
         mode = os.lstat(path).st_mode  # one call for "exists" and "directory"
     except (FileNotFoundError, NotADirectoryError):
-        return Response(Status.ENOENT)
+        return Response(Status.ENOENT), None
     if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(path)):
-        return Response(Status.ENOENT)
+        return Response(Status.ENOENT), None
     # Logged before the unlink for the same reason as creates (see _sync_create).
     _applied(session, request.timestamp, BinlogOp.DELETE, name.text)
     os.unlink(path)
-    await ctx.replication.persist(path)
-    return Response()
+    return Response(), path
+
+
+def sync_delete_now(session: StorageSession, body: bytes) -> Response | None:
+    """The inline version of ``sync_delete_file`` (nothing to wait for unless the
+    receiver is durable: then None, and the async handler fsyncs before answering)."""
+    if session.ctx.replication.enabled:
+        return None
+    return _apply_sync_delete(session, body)[0]
+
+
+@answered_inline(sync_delete_now)
+async def sync_delete_file(session: StorageSession, body: bytes) -> Response:
+    answer, touched = _apply_sync_delete(session, body)
+    if touched is not None:
+        await session.ctx.replication.persist(touched)
+    return answer
 
 
 async def sync_create_link(session: StorageSession, body: bytes) -> Response:
