@@ -11,12 +11,11 @@ right after connecting to another tracker. With no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pyfdfs.net.frames import FrameStream
-from pyfdfs.net.server import CommandSpec, InlineHandler, Response, body_command
+from pyfdfs.net.server import CommandSpec, Response, body_command, guarded
 from pyfdfs.protocol.auth import NONCE_SIZE, AuthResponse, AuthRole, new_nonce
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.protocol.errors import ProtocolError
@@ -76,34 +75,16 @@ def auth_commands(*roles: AuthRole) -> dict[int, CommandSpec]:
 def authenticated_only(spec: CommandSpec, *roles: AuthRole) -> CommandSpec:
     """With a cluster secret, refuse the command (EACCES, close) on a connection that has
     not authenticated as one of ``roles``; the body of a streamed command is left unread."""
-    handler = spec.handler
+    name = spec.handler.__name__
 
     def refusal(session: AuthenticatedSession) -> Response | None:
         if _secret(session) and session.auth.role not in roles:
             log.warning("refused %s from %s: not authenticated (cluster_secret is set)",
-                        handler.__name__, session.stream.peer_ip)
+                        name, session.stream.peer_ip)
             return Response(Status.EACCES, close=True)
         return None
 
-    async def checked(session: AuthenticatedSession, arg: Any) -> Response:
-        return refusal(session) or await handler(session, arg)
-
-    checked.__name__ = handler.__name__
-    return CommandSpec(checked, streaming=spec.streaming,
-                       inline=checked_inline(spec.inline, refusal))
-
-
-def checked_inline(inline: InlineHandler | None,
-                    refusal: Callable[[Any], Response | None]) -> InlineHandler | None:
-    """A wrapper's check in front of a handler's inline version too (the check is
-    synchronous), so wrapping does not cost a command its fast path."""
-    if inline is None:
-        return None
-
-    def checked(session: Any, body: bytes) -> Response | None:
-        return refusal(session) or inline(session, body)
-
-    return checked
+    return guarded(spec, refusal)
 
 
 class AuthenticationFailed(ProtocolError):

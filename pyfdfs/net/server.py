@@ -123,12 +123,29 @@ def answered_inline(inline: InlineHandler) -> Callable[[BodyHandler], InlineCapa
 class CommandSpec:
     """One row of a command table. A streaming handler must consume exactly
     ``header.pkg_len`` body bytes, or answer with ``close=True``. ``inline`` is a body
-    handler's synchronous version (InlineCapable); wrappers that build a new spec around
-    a handler (authentication, peer checks) drop it, so their checks always run."""
+    handler's synchronous version (InlineCapable); wrappers (authentication, peer checks)
+    keep it behind their check (``guarded``)."""
 
     handler: Callable[..., Awaitable[Response]]
     streaming: bool = False
     inline: InlineHandler | None = None
+
+
+def guarded(spec: CommandSpec, refusal: Callable[[Any], Response | None]) -> CommandSpec:
+    """``spec`` with a synchronous check in front: ``refusal(session)`` answers instead
+    of the handler when it returns a Response. The check also runs in front of the
+    inline version, so a wrapped command keeps its fast path."""
+    handler, inline = spec.handler, spec.inline
+
+    async def checked(session: Any, arg: Any) -> Response:
+        return refusal(session) or await handler(session, arg)
+
+    checked.__name__ = handler.__name__
+    checked_inline: InlineHandler | None = None
+    if inline is not None:
+        def checked_inline(session: Any, body: bytes) -> Response | None:
+            return refusal(session) or inline(session, body)
+    return CommandSpec(checked, streaming=spec.streaming, inline=checked_inline)
 
 
 def body_command(handler: BodyHandler) -> CommandSpec:

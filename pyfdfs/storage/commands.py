@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from pyfdfs.auth import auth_commands, authenticated_only, checked_inline
-from pyfdfs.net.server import OK, QUIT, CommandSpec, Response, body_command, stream_command
+from pyfdfs.auth import auth_commands, authenticated_only
+from pyfdfs.net.server import (
+    OK,
+    QUIT,
+    CommandSpec,
+    Response,
+    body_command,
+    guarded,
+    stream_command,
+)
 from pyfdfs.protocol.auth import AuthRole
 from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.storage import (
@@ -39,22 +47,17 @@ def group_peers_only(spec: CommandSpec) -> CommandSpec:
     """Replicated operations are taken only from current members of our group (by the
     peer address, as the tracker's member list gives it); anyone else gets EACCES and the
     connection is closed, since a streamed body is left unread."""
-    handler = spec.handler
+    name = spec.handler.__name__
 
     def refusal(session: StorageSession) -> Response | None:
         peer = session.stream.peer_ip
         if not session.ctx.is_group_peer(peer):
-            log.warning("refused %s from %s: not a member of group %s", handler.__name__,
-                        peer, session.ctx.group)
+            log.warning("refused %s from %s: not a member of group %s", name, peer,
+                        session.ctx.group)
             return Response(Status.EACCES, close=True)
         return None
 
-    async def checked(session: StorageSession, arg: object) -> Response:
-        return refusal(session) or await handler(session, arg)
-
-    checked.__name__ = handler.__name__
-    return CommandSpec(checked, streaming=spec.streaming,
-                       inline=checked_inline(spec.inline, refusal))
+    return guarded(spec, refusal)
 
 
 COMMANDS: dict[int, CommandSpec] = {
