@@ -7,12 +7,10 @@ import logging
 
 from aiohttp import web
 
+from pyfdfs.net.http import serve_http
 from pyfdfs.observability.metrics import CONTENT_TYPE, ServerMetrics
 
 log = logging.getLogger("pyfdfs.metrics")
-
-SHUTDOWN_TIMEOUT = 2.0
-
 
 def metrics_response(metrics: ServerMetrics) -> web.Response:
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
@@ -30,11 +28,7 @@ class MetricsHttpServer:
     async def start(self) -> None:
         if not self.port:
             return
-        self._runner = web.ServerRunner(web.Server(self.handle, access_log=None),
-                                        shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host or None, self.port, reuse_address=True)
-        await site.start()
+        self._runner = await serve_http(self.handle, self.host, self.port)
         log.info("Prometheus metrics on http://%s:%d/metrics", self.host or "*", self.port)
 
     async def stop(self) -> None:

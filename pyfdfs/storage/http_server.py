@@ -30,7 +30,8 @@ from pyfdfs.http.file_response import FileFacts, ResponsePlan, plan_file_respons
 from pyfdfs.http.mime import ContentTypes
 from pyfdfs.http.token import verify_token
 from pyfdfs.http.urls import FileUrl, UrlError, parse_file_path, request_target
-from pyfdfs.net.frames import sendfile_on_thread
+from pyfdfs.net.frames import SMALL_FILE_INLINE, sendfile_on_thread
+from pyfdfs.net.http import serve_http
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.storage.context import StorageContext
 from pyfdfs.storage.file_location import OpenContent, locate, open_content
@@ -38,9 +39,6 @@ from pyfdfs.storage.http_peers import PeerFile, PeerFiles, TrackersUnreachable
 
 log = logging.getLogger("pyfdfs.storage.http")
 
-# Below this a pread + write beats a thread hop for sendfile (as FrameStream does).
-SMALL_FILE_INLINE = 64 * 1024
-SHUTDOWN_TIMEOUT = 2.0
 ALLOWED_METHODS = ("GET", "HEAD")
 
 
@@ -66,14 +64,9 @@ class StorageHttpServer:
         self.content_types = ContentTypes.from_settings(
             self.http.mime_types_filename, self.http.default_content_type,
             self.http.need_find_content_type)
-        # The low-level server: no router, so no path rewriting before urls.py sees it.
-        server = web.Server(self.handle, access_log=log if self.config.access_log_enabled
-                            else None)
-        self._runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.listen_addr or None, self.port,
-                           reuse_address=True)
-        await site.start()
+        self._runner = await serve_http(
+            self.handle, self.config.listen_addr, self.port,
+            access_log=log if self.config.access_log_enabled else None)
         log.info("HTTP on %s:%d (%s mode)", self.config.listen_addr or "*", self.port,
                  self.http.response_mode)
 
@@ -174,7 +167,7 @@ class StorageHttpServer:
                         offset: int, count: int) -> None:
         """Zero-copy body: the standard loop's sendfile, or under uvloop (which has none)
         sendfile(2) on a worker thread once the headers have left the transport."""
-        if count <= SMALL_FILE_INLINE:
+        if count <= SMALL_FILE_INLINE:  # a pread + write beats a thread hop for sendfile
             await response.write(os.pread(fd, count, offset))
             return
         transport = request.transport

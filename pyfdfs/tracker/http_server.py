@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from pyfdfs.http.urls import UrlError, parse_file_path, request_target
+from pyfdfs.net.http import serve_http
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.tracker.context import TrackerContext
 from pyfdfs.tracker.selection import choose_fetch_server
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyfdfs.tracker.http")
 
-SHUTDOWN_TIMEOUT = 2.0
 ALLOWED_METHODS = ("GET", "HEAD")
 
 
@@ -47,12 +47,7 @@ class TrackerHttpServer:
     async def start(self) -> None:
         if not self.port:
             return
-        self._runner = web.ServerRunner(web.Server(self.handle, access_log=None),
-                                        shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.ctx.config.listen_addr or None, self.port,
-                           reuse_address=True)
-        await site.start()
+        self._runner = await serve_http(self.handle, self.ctx.config.listen_addr, self.port)
         log.info("HTTP redirects on %s:%d to storage port %d",
                  self.ctx.config.listen_addr or "*", self.port,
                  self.ctx.config.http.storage_server_port)
