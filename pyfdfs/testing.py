@@ -99,14 +99,20 @@ class ServerProcess:
             return
         self.base_path.mkdir(parents=True, exist_ok=True)
         stderr = self.stderr_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"pyfdfs.{self.role}", "-c", str(self.conf_path)],
-            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                        stdout=stderr, stderr=stderr)
         stderr.close()
         if wait:
             wait_until(self._accepts_connections, timeout,
-                       f"{self.role} {self.name} did not start listening on {self.address}",
+                       f"{self.role} {self.name} did not start listening on {self.where}",
                        on_poll=self._check_alive)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", f"pyfdfs.{self.role}", "-c", str(self.conf_path)]
+
+    @property
+    def where(self) -> str:
+        return self.address
 
     def _check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -355,20 +361,12 @@ class NamespacedServer(ServerProcess):
         super().__init__(role, name, conf_path, base_path, host, port)
         self.netns = netns
 
-    def start(self, wait: bool = True, timeout: float = 20) -> None:
-        if self.is_running:
-            return
-        self.base_path.mkdir(parents=True, exist_ok=True)
-        stderr = self.stderr_path.open("ab")
-        self.process = subprocess.Popen(
-            ["ip", "netns", "exec", self.netns, sys.executable, "-m", f"pyfdfs.{self.role}",
-             "-c", str(self.conf_path)],
-            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
-        stderr.close()
-        if wait:
-            wait_until(self._accepts_connections, timeout,
-                       f"{self.role} {self.name} did not start listening on {self.address} "
-                       f"in namespace {self.netns}", on_poll=self._check_alive)
+    def command(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *super().command()]
+
+    @property
+    def where(self) -> str:
+        return f"{self.address} in namespace {self.netns}"
 
 
 __all__ += ["NamespacedServer"]

@@ -4,6 +4,7 @@ server, 30/33 from the trunk server, 31/32 from the trackers."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from pyfdfs.net.server import OK, CommandSpec, Response, body_command, stream_command
 from pyfdfs.protocol.constants import GROUP_NAME_MAX_LEN, Command, Status
@@ -54,29 +55,28 @@ async def _slot_request(session: StorageSession, header: Header) -> TrunkSlot | 
 
 
 async def alloc_confirm(session: StorageSession, header: Header) -> Response:
+    return await _settle_slot(session, header, "ALLOC_CONFIRM",
+                              lambda allocator, slot: allocator.confirm(slot,
+                                                                        header.status == 0))
+
+
+async def free_space(session: StorageSession, header: Header) -> Response:
+    return await _settle_slot(session, header, "FREE_SPACE",
+                              lambda allocator, slot: allocator.free(slot))
+
+
+async def _settle_slot(session: StorageSession, header: Header, what: str,
+                       apply: Callable[[TrunkAllocator, TrunkSlot], Awaitable[None]]
+                       ) -> Response:
     slot = await _slot_request(session, header)
     if isinstance(slot, Response):
         return slot
     # The body is read: a refusal need not cost the connection (the server closes a
     # streaming request's connection on a raised ProtocolError).
     try:
-        allocator = await _allocator(session)
-        await allocator.confirm(slot, header.status == 0)
+        await apply(await _allocator(session), slot)
     except ProtocolError as exc:
-        log.info("ALLOC_CONFIRM from %s: %s", session.stream.peer_ip, exc)
-        return Response(exc.status)
-    return OK
-
-
-async def free_space(session: StorageSession, header: Header) -> Response:
-    slot = await _slot_request(session, header)
-    if isinstance(slot, Response):
-        return slot
-    try:
-        allocator = await _allocator(session)
-        await allocator.free(slot)
-    except ProtocolError as exc:
-        log.info("FREE_SPACE from %s: %s", session.stream.peer_ip, exc)
+        log.info("%s from %s: %s", what, session.stream.peer_ip, exc)
         return Response(exc.status)
     return OK
 
