@@ -4,10 +4,14 @@ raw tracker/storage calls over loopback and where a file landed on disk."""
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from pyfdfs.protocol.constants import Command
 from pyfdfs.protocol.file_id import decode_file_name, split_file_id
 from pyfdfs.protocol.header import decode_header, encode_header
+from pyfdfs.protocol.storage_messages import SyncCreateRequest
 from pyfdfs.testing import LocalCluster, ServerProcess, recv_exactly
 
 __all__ = ["recv_exactly"]
@@ -59,3 +63,31 @@ def trunk_server(cluster: LocalCluster, group: str = "group1") -> ServerProcess 
                 if storage.host == stat.ip_addr and storage.port == stat.storage_port:
                     return storage
     return None
+
+
+# A name no upload produced: what a forged or test push creates.
+PUSHED_NAME = "M00/00/00/fwAAAmcAAAAAAAAAAAAAAAAAAAA123.bin"
+
+
+def push_create(source: str, host: str, port: int, content: bytes, *, group: str = "group1",
+                authenticate: Callable[[socket.socket], int] | None = None
+                ) -> tuple[int, bool]:
+    """SYNC_CREATE_FILE of PUSHED_NAME from ``source`` as a peer would send it, after
+    ``authenticate`` (a handshake returning its status; a refusal is returned at once):
+    (status, connection closed after the answer)."""
+    request = SyncCreateRequest(PUSHED_NAME, len(content), int(time.time()), group).encode()
+    with socket.create_connection((host, port), timeout=10,
+                                  source_address=(source, 0)) as sock:
+        if authenticate is not None:
+            auth_status = authenticate(sock)
+            if auth_status:
+                return auth_status, sock.recv(1) == b""
+        sock.sendall(encode_header(len(request) + len(content), Command.SYNC_CREATE_FILE)
+                     + request + content)
+        status = decode_header(recv_exactly(sock, 10)).status
+        sock.settimeout(2)
+        try:
+            closed = sock.recv(1) == b""
+        except (ConnectionResetError, TimeoutError):
+            closed = False
+        return status, closed

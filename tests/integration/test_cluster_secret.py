@@ -16,41 +16,26 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from cluster_probe import call, holders, local_path, recv_exactly
+from cluster_probe import PUSHED_NAME, call, holders, local_path, push_create, recv_exactly
 
 from pyfdfs.client import FdfsClient
 from pyfdfs.protocol.auth import NONCE_SIZE, AuthResponse, AuthRole
 from pyfdfs.protocol.cluster_messages import SysFileChunk, SysFileChunkRequest, TrackerStatus
 from pyfdfs.protocol.constants import INFINITE_PKG_LEN, Command, Status, StorageStatus
 from pyfdfs.protocol.header import decode_header, encode_header
-from pyfdfs.protocol.storage_messages import FetchPathBinlogRequest, SyncCreateRequest
+from pyfdfs.protocol.storage_messages import FetchPathBinlogRequest
 from pyfdfs.testing import LocalCluster, ServerProcess, StorageSpec, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "correct horse battery staple"
-NAME = "M00/00/00/fwAAAmcAAAAAAAAAAAAAAAAAAAA123.bin"
 
 
-def push_create(source: str, dst: ServerProcess, *, secret: str | None) -> tuple[int, bool]:
-    """SYNC_CREATE_FILE from ``source`` as a peer would send it, authenticating first when
-    ``secret`` is given: (status, closed after)."""
-    content = b"pushed"
-    request = SyncCreateRequest(NAME, len(content), int(time.time()), "group1").encode()
-    with socket.create_connection((dst.host, dst.port), timeout=10,
-                                  source_address=(source, 0)) as sock:
-        if secret is not None:
-            auth_status = handshake(sock, secret, AuthRole.STORAGE_TO_PEER, source)
-            if auth_status:
-                return auth_status, sock.recv(1) == b""
-        sock.sendall(encode_header(len(request) + len(content), Command.SYNC_CREATE_FILE)
-                     + request + content)
-        status = decode_header(recv_exactly(sock, 10)).status
-        sock.settimeout(2)
-        try:
-            closed = sock.recv(1) == b""
-        except (ConnectionResetError, TimeoutError):
-            closed = False
-        return status, closed
+def push_peer_create(source: str, dst: ServerProcess, *, secret: str | None
+                     ) -> tuple[int, bool]:
+    """A peer's SYNC_CREATE_FILE, authenticating first when ``secret`` is given."""
+    return push_create(source, dst.host, dst.port, b"pushed", authenticate=None
+                       if secret is None else
+                       lambda sock: handshake(sock, secret, AuthRole.STORAGE_TO_PEER, source))
 
 
 def test_only_storages_with_the_secret_join_and_push(
@@ -85,11 +70,11 @@ def test_only_storages_with_the_secret_join_and_push(
                "the file did not replicate between the authenticated members")
 
     # A push from a group member's address is refused until it authenticates.
-    assert push_create(b.host, a, secret=None) == (Status.EACCES, True)
-    assert push_create(b.host, a, secret="guess") == (Status.EACCES, True)
-    assert not local_path(a, "group1/" + NAME).exists()
-    assert push_create(b.host, a, secret=SECRET) == (0, False)
-    assert local_path(a, "group1/" + NAME).read_bytes() == b"pushed"
+    assert push_peer_create(b.host, a, secret=None) == (Status.EACCES, True)
+    assert push_peer_create(b.host, a, secret="guess") == (Status.EACCES, True)
+    assert not local_path(a, "group1/" + PUSHED_NAME).exists()
+    assert push_peer_create(b.host, a, secret=SECRET) == (0, False)
+    assert local_path(a, "group1/" + PUSHED_NAME).read_bytes() == b"pushed"
 
 
 # --- raw connections --------------------------------------------------------------------
