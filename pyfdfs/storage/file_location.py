@@ -190,8 +190,7 @@ class SlotWriter:
 
     async def receive(self, stream: FrameStream, length: int) -> None:
         """The content, streamed from the connection (bounded chunks)."""
-        if length + TRUNK_HEADER_SIZE > self.slot.size:
-            raise ProtocolError(f"{length} bytes do not fit trunk slot {self.slot}")
+        self._check_fits(length)
         if length <= INLINE_LIMIT:
             self._write_content(await stream.read_exactly(length) if length else b"")
             return
@@ -199,16 +198,18 @@ class SlotWriter:
         async for chunk in stream.iter_body(length, WRITE_CHUNK):
             await loop.run_in_executor(None, self._write_content, chunk)
 
+    def _check_fits(self, length: int) -> None:
+        if length + TRUNK_HEADER_SIZE > self.slot.size:
+            raise ProtocolError(f"{length} bytes do not fit trunk slot {self.slot}")
+
     def write_content(self, data: bytes) -> None:
         """Content already in memory (a small upload)."""
-        if len(data) + TRUNK_HEADER_SIZE > self.slot.size:
-            raise ProtocolError(f"{len(data)} bytes do not fit trunk slot {self.slot}")
+        self._check_fits(len(data))
         self._write_content(data)
 
     async def copy_content(self, path: str, length: int) -> None:
         """Content received into a temp file, copied in bounded chunks off the loop."""
-        if length + TRUNK_HEADER_SIZE > self.slot.size:
-            raise ProtocolError(f"{length} bytes do not fit trunk slot {self.slot}")
+        self._check_fits(length)
 
         def copy() -> None:
             with open(path, "rb") as source:
