@@ -104,8 +104,10 @@ def test_scrubber_repairs_a_corrupt_byte_from_the_peer(pair: LocalCluster) -> No
     flip_byte(path, 12_345)
     assert path.stat().st_size == len(data)
     wait_until(lambda: path.read_bytes() == data, 30, "corrupt copy on B not repaired")
-    assert re.search(rf"repaired corrupt {re.escape(file_id.split('/', 1)[1])} from "
-                     rf"127\.0\.0\.2:\d+", log_of(b))
+    # The repaired file lands before the scrubber logs it, so wait for the line too.
+    repaired = re.compile(rf"repaired corrupt {re.escape(file_id.split('/', 1)[1])} from "
+                          rf"127\.0\.0\.2:\d+")
+    wait_until(lambda: repaired.search(log_of(b)) is not None, 10, "repair not logged")
     assert asyncio.run(raw_download(b, file_id)) == data
 
 
@@ -117,7 +119,8 @@ def test_scrubber_restores_a_deleted_file(pair: LocalCluster) -> None:
     path.unlink()
     wait_until(path.exists, 30, "missing file on B not restored")
     assert path.read_bytes() == data
-    assert f"restored missing {file_id.split('/', 1)[1]}" in log_of(b)
+    wait_until(lambda: f"restored missing {file_id.split('/', 1)[1]}" in log_of(b), 10,
+               "restore not logged")
 
 
 def test_scrubber_restores_a_deleted_appender_file(pair: LocalCluster) -> None:
