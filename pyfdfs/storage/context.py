@@ -15,6 +15,7 @@ from pyfdfs.protocol.constants import IPV4_ADDRESS_SIZE, Status, StorageStatus
 from pyfdfs.protocol.errors import ProtocolError
 from pyfdfs.storage.binlog import BinlogWriter
 from pyfdfs.storage.file_names import FileNamer
+from pyfdfs.storage.space_release import SpaceRelease
 from pyfdfs.storage.stats import DataInitFlag, StorageStats, read_ini_pairs
 from pyfdfs.storage.store_paths import MB, StorePath, StorePaths
 from pyfdfs.storage.sync.acks import ReplicaAcks
@@ -135,6 +136,9 @@ class StorageContext:
         self.replication = ReplicaAcks(config)
         self.params = TrackerParameters()
         self.file_locks = FileLocks()
+        # Deletes free their blocks on a thread (online discard would stall the loop).
+        self.space_release = SpaceRelease()
+        self.space_release.start()
         self.status = StorageStatus.NONE
         self.sync_source_timestamps: dict[str, int] = {}
         # Our server id (config.md §4.1 ``server_id``, else learnt from the tracker) and
@@ -202,6 +206,7 @@ class StorageContext:
             raise ProtocolError(f"store path {store.index} is full", Status.ENOSPC)
 
     def close(self) -> None:
+        self.space_release.stop()
         self.binlog.close()
         self.stats.save()
         self.init_flag.save()

@@ -148,14 +148,14 @@ def _delete_plain(session: StorageSession, filename: str,
         raise not_found(filename)
     now = int(time.time())
     target = _link_target(store, path) if linked else None
-    os.unlink(path)
+    ctx.space_release.unlink(path)
     end = ctx.binlog.write(now, BinlogOp.DELETE, name.text)
     end = _delete_metadata(session, location, now) or end
     if target is not None:
         # A slave stored as a symlink owns its target (storage_internals.md §13).
         target_name, target_path = target
         try:
-            os.unlink(target_path)
+            ctx.space_release.unlink(target_path)
             end = ctx.binlog.write(now, BinlogOp.DELETE, target_name)
         except FileNotFoundError:
             pass
@@ -167,7 +167,8 @@ def _delete_plain(session: StorageSession, filename: str,
 def _delete_metadata(session: StorageSession, location: FileLocation,
                      now: int) -> BinlogPosition | None:
     try:
-        os.unlink(location.meta_path)  # one call whether or not there is metadata
+        # One call whether or not there is metadata.
+        session.ctx.space_release.unlink(location.meta_path)
     except FileNotFoundError:
         return None
     return session.ctx.binlog.write(now, BinlogOp.DELETE, location.name.text + METADATA_SUFFIX)

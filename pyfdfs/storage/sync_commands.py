@@ -230,7 +230,7 @@ def _apply_sync_delete(session: StorageSession, body: bytes) -> tuple[Response, 
         return Response(Status.ENOENT), None
     # Logged before the unlink for the same reason as creates (see _sync_create).
     _applied(session, request.timestamp, BinlogOp.DELETE, name.text)
-    os.unlink(path)
+    ctx.space_release.unlink(path)
     return Response(), path
 
 

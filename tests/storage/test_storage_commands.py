@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -67,6 +68,22 @@ def test_upload_download_info_delete(lone_storage: ServerProcess) -> None:
         assert c.call(Command.ACTIVE_TEST) == (0, b"")  # ENOENT keeps the connection
     wait_binlog(lone_storage, f" D {name}\n")
     assert f" C {name}\n" in binlog_text(lone_storage)
+    # The delete held the file open to free its blocks off the event loop: that
+    # descriptor must be closed soon after (no leaked space).
+    wait_until(lambda: not deleted_files_held(lone_storage), 10,
+               "the storage still holds a deleted file open")
+
+
+def deleted_files_held(storage: ServerProcess) -> list[str]:
+    held = []
+    for fd in Path(f"/proc/{storage.pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.endswith(" (deleted)") and str(store_data(storage)) in target:
+            held.append(target)
+    return held
 
 
 def test_empty_file_and_offset_rules(lone_storage: ServerProcess) -> None:

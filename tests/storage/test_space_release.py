@@ -1,0 +1,85 @@
+"""SpaceRelease: the name goes at once, the blocks when the worker thread closes the
+descriptor that kept them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pyfdfs.storage import space_release
+from pyfdfs.storage.space_release import SpaceRelease
+from pyfdfs.testing import wait_until
+
+
+def held_deleted(path: Path) -> bool:
+    """Whether this process still holds ``path`` open after its name was removed."""
+    wanted = f"{path} (deleted)"
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == wanted:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_the_name_goes_now_and_the_blocks_when_the_thread_closes(tmp_path: Path) -> None:
+    release = SpaceRelease()  # not started: descriptors wait
+    path = tmp_path / "file.bin"
+    path.write_bytes(os.urandom(64 * 1024))
+    release.unlink(str(path))
+    assert not path.exists()
+    assert held_deleted(path) and release.pending == 1
+    release.start()
+    release.stop()
+    assert not held_deleted(path) and release.pending == 0
+
+
+def test_started_release_closes_without_being_stopped(tmp_path: Path) -> None:
+    release = SpaceRelease()
+    release.start()
+    paths = [tmp_path / f"f{i}" for i in range(20)]
+    for path in paths:
+        path.write_bytes(b"x" * 5000)
+        release.unlink(str(path))
+    try:
+        wait_until(lambda: release.pending == 0 and not any(map(held_deleted, paths)), 10,
+                   "descriptors of deleted files still open")
+    finally:
+        release.stop()
+
+
+def test_errors_are_those_of_unlink(tmp_path: Path) -> None:
+    release = SpaceRelease()
+    with pytest.raises(FileNotFoundError):
+        release.unlink(str(tmp_path / "missing"))
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(IsADirectoryError):
+        release.unlink(str(tmp_path / "dir"))
+    assert (tmp_path / "dir").is_dir() and release.pending == 0
+
+
+def test_a_symlink_is_removed_not_its_target(tmp_path: Path) -> None:
+    release = SpaceRelease()
+    target = tmp_path / "target"
+    target.write_bytes(b"kept")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    release.unlink(str(link))
+    release.stop()
+    assert not os.path.lexists(link) and target.read_bytes() == b"kept"
+
+
+def test_a_backlog_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(space_release, "MAX_PENDING", 3)
+    release = SpaceRelease()  # never started: nothing drains the backlog
+    for i in range(5):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"data")
+        release.unlink(str(path))
+        assert not path.exists()
+    assert release.pending == 3  # the last two were closed at once
+    release.stop()
+    assert release.pending == 0
