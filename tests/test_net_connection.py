@@ -23,6 +23,7 @@ from pyfdfs.net.frames import ConnectionClosed, FrameStream
 from pyfdfs.net.server import (
     CommandSpec,
     FrameServer,
+    RequestEvent,
     Response,
     ServerLimits,
     answered_inline,
@@ -30,6 +31,7 @@ from pyfdfs.net.server import (
     never_waits,
 )
 from pyfdfs.protocol.errors import ProtocolError
+from pyfdfs.protocol.header import encode_response
 
 _HEADER = struct.Struct(">qBB")
 Runner = Callable[[Coroutine[Any, Any, None]], None]
@@ -363,6 +365,130 @@ def test_inline_close_and_idle_timeout(run: Runner) -> None:
             writer.close()
             await asyncio.sleep(0.05)
             assert server.connection_count == 0
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+# -- ... with an observer (metrics, access log) ----------------------------------------------
+
+class _Recorder:
+    """An observer keeping every event (head_bytes small enough to see the cut)."""
+
+    head_bytes = 4
+
+    def __init__(self) -> None:
+        self.events: list[RequestEvent] = []
+        self.connections = 0
+
+    def on_connection_open(self, peer_ip: str) -> None:
+        self.connections += 1
+
+    def on_connection_close(self, peer_ip: str) -> None:
+        self.connections -= 1
+
+    def on_request(self, event: RequestEvent) -> None:
+        self.events.append(event)
+
+    async def wait_for(self, count: int) -> list[RequestEvent]:
+        for _ in range(100):
+            if len(self.events) >= count:
+                break
+            await asyncio.sleep(0.01)
+        return self.events
+
+
+def _streamed_now(session: _Session, body: bytes) -> Response | None:
+    """Writes its answer itself and answers silently, like the storage's small download."""
+    if body.startswith(b"big"):
+        _INLINE_CALLS.append(("declined", asyncio.current_task()))
+        return None
+    _INLINE_CALLS.append(("streamed", asyncio.current_task()))
+    session.stream.write_now(encode_response(0, b"streamed:" + body))
+    return Response(silent=True)
+
+
+@answered_inline(_streamed_now)
+async def _streamed(session: _Session, body: bytes) -> Response:
+    _INLINE_CALLS.append(("async", asyncio.current_task()))
+    await asyncio.sleep(0)
+    await session.stream.send_response(0, b"streamed:" + body)
+    return Response(silent=True)
+
+
+async def _serve_observed(observer: _Recorder) -> FrameServer[_Session]:
+    server: FrameServer[_Session] = FrameServer(
+        "test", {1: CommandSpec(_echo), 4: body_command(_inline_echo),
+                 6: body_command(_streamed)},
+        _Session, host="127.0.0.1", port=0, limits=ServerLimits(network_timeout=5.0),
+        observer=observer)
+    await server.start()
+    assert server._server is not None
+    server.port = server._server.sockets[0].getsockname()[1]
+    return server
+
+
+def test_observed_requests_are_answered_inline_and_reported(run: Runner) -> None:
+    async def scenario() -> None:
+        _INLINE_CALLS.clear()
+        observer = _Recorder()
+        server = await _serve_observed(observer)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            requests = [(4, b"abcdef", 0, b"ABCDEF"), (4, b"", 0, b""),
+                        (6, b"file-id", 0, b"streamed:file-id"), (4, b"bad", 22, b"")]
+            for cmd, body, status, answer in requests:
+                writer.write(_HEADER.pack(len(body), cmd, 0) + body)
+                assert await _response(reader) == (status, answer)
+            # Answered from the receive callback although the server has an observer.
+            assert _INLINE_CALLS == [("inline", None), ("inline", None), ("streamed", None),
+                                     ("inline", None)]
+            events = await observer.wait_for(len(requests))
+            assert [(e.cmd, e.status, e.bytes_in, e.bytes_out, e.head, e.peer_ip)
+                    for e in events] == [
+                (4, 0, 16, 16, b"abcd", "127.0.0.1"),
+                (4, 0, 10, 10, b"", "127.0.0.1"),
+                # Written by the handler itself: counted all the same.
+                (6, 0, 17, 26, b"file", "127.0.0.1"),
+                # Refused with a ProtocolError: reported with its status.
+                (4, 22, 13, 10, b"bad", "127.0.0.1")]
+            assert [e.response for e in events] == [b"ABCDEF", b"", b"", b""]
+            assert all(0 <= e.seconds < 1 for e in events)
+            assert observer.connections == 1
+            writer.close()
+            await asyncio.sleep(0.05)
+            assert observer.connections == 0
+        finally:
+            await server.stop()
+
+    run(scenario())
+
+
+def test_observed_declined_request_is_reported_once_by_the_task(run: Runner) -> None:
+    async def scenario() -> None:
+        _INLINE_CALLS.clear()
+        observer = _Recorder()
+        server = await _serve_observed(observer)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(_HEADER.pack(6, 6, 0) + b"bigone")
+            assert await _response(reader) == (0, b"streamed:bigone")
+            # Offered to the inline version from the callback, which declined; the task's
+            # async handler answered.
+            assert [(kind, task is None) for kind, task in _INLINE_CALLS] == \
+                [("declined", True), ("async", False)]
+            # The task-only command and an inline one after it, pipelined.
+            writer.write(_HEADER.pack(2, 1, 0) + b"hi" + _HEADER.pack(1, 4, 0) + b"x")
+            assert await _response(reader) == (0, b"hi")
+            assert await _response(reader) == (0, b"X")
+            events = await observer.wait_for(3)
+            await asyncio.sleep(0.05)  # time for a duplicate to show up
+            assert [(e.cmd, e.status, e.bytes_in, e.bytes_out, e.head, e.response)
+                    for e in events] == [(6, 0, 16, 25, b"bigo", b""),
+                                         (1, 0, 12, 12, b"hi", b"hi"),
+                                         (4, 0, 11, 11, b"x", b"X")]
+            writer.close()
         finally:
             await server.stop()
 

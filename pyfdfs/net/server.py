@@ -225,8 +225,7 @@ class FrameServer(Generic[S]):
         session = self.session_factory(stream)
         if self.observer is not None:
             self.observer.on_connection_open(peer)
-        elif isinstance(stream, BufferedFrameStream):
-            # Observed requests are timed and reported by the task (_observed) instead.
+        if isinstance(stream, BufferedFrameStream):
             stream.protocol.on_frames = functools.partial(self._answer_inline, session)
         try:
             await self._serve(session)
@@ -272,11 +271,15 @@ class FrameServer(Generic[S]):
         for the next header -- like ``_serve``, without waking the task. Stops, leaving the
         rest to the task, at the first request that is not buffered whole, has no inline
         handler, is refused by size, or whose inline handler answers None; and whenever the
-        transport asks us to stop writing (the task's send waits for the drain)."""
+        transport asks us to stop writing (the task's send waits for the drain). With an
+        observer, each request answered here is timed and reported as ``_observed``
+        reports one the task answers (same byte counts, same ``head``); one the inline
+        handler declines is left to the task, which reports it."""
         stream = session.stream
         assert isinstance(stream, BufferedFrameStream)
         protocol = stream.protocol
         limits = self.limits
+        observer = self.observer
         while protocol.buffered >= HEADER_SIZE and not protocol.write_paused:
             pkg_len, cmd, _ = protocol.front_header()
             spec = self.commands.get(cmd)
@@ -284,6 +287,7 @@ class FrameServer(Generic[S]):
                     or protocol.buffered < HEADER_SIZE + pkg_len):
                 return
             body = protocol.peek(HEADER_SIZE, pkg_len) if pkg_len else b""
+            started, sent = time.perf_counter(), stream.sent_bytes
             try:
                 response = spec.inline(session, body)
             except ProtocolError as exc:
@@ -292,6 +296,9 @@ class FrameServer(Generic[S]):
                 response = Response(exc.status)
             except Exception:
                 log.exception("%s: connection from %s failed", self.name, stream.peer_ip)
+                if observer is not None:  # as the task reports a handler that raised
+                    self._report_inline(observer, stream, cmd, int(Status.EIO), started,
+                                        sent, body, b"")
                 protocol.hang_up()
                 return
             if response is None:
@@ -300,10 +307,23 @@ class FrameServer(Generic[S]):
             stream.received_bytes += HEADER_SIZE + pkg_len
             if not response.silent:
                 stream.write_now(encode_response(response.status, response.body))
+            if observer is not None:
+                self._report_inline(observer, stream, cmd, response.status, started, sent,
+                                    body, response.body)
             if response.close or (response.status == Status.EINVAL
                                   and limits.close_on_einval):
                 protocol.hang_up()
                 return
+
+    @staticmethod
+    def _report_inline(observer: RequestObserver, stream: BufferedFrameStream, cmd: int,
+                       status: int, started: float, sent: int, body: bytes,
+                       response: bytes) -> None:
+        # Inline handlers that stream their answer (small downloads) write it themselves,
+        # so bytes out are what the stream counted, as in _observed.
+        observer.on_request(RequestEvent(
+            cmd, status, time.perf_counter() - started, HEADER_SIZE + len(body),
+            stream.sent_bytes - sent, stream.peer_ip, body[:observer.head_bytes], response))
 
     async def _observed(self, session: S, header: Header) -> Response:
         """Dispatch and answer like ``_serve``, timing the request for the observer; a

@@ -6,15 +6,58 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pyfdfs.client.blocking import FdfsClient
 from pyfdfs.config import load_client_config
+from pyfdfs.net.server import RequestEvent
+from pyfdfs.observability.metrics import ServerMetrics
+from pyfdfs.protocol.constants import Command, Status
 from pyfdfs.testing import LocalCluster, StorageSpec, free_port, wait_until
 from pyfdfs.testing import metric_label_values as label_values
 from pyfdfs.testing import metric_value as value
 from pyfdfs.testing import scrape_metrics as scrape
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def test_request_counts_by_command_and_status() -> None:
+    """ServerMetrics keeps its label children per command and status: every combination
+    still counts on its own, and a command that sent nothing shows no byte sample."""
+    metrics = ServerMetrics("storage")
+    download, delete, quit_ = Command.DOWNLOAD_FILE, Command.DELETE_FILE, Command.QUIT
+    events = ([RequestEvent(download, 0, 0.0002, 60, 1010, "127.0.0.1")] * 5
+              + [RequestEvent(download, Status.ENOENT, 0.0001, 60, 10, "127.0.0.1")] * 2
+              + [RequestEvent(delete, 0, 0.003, 50, 10, "127.0.0.1")] * 3
+              + [RequestEvent(download, 0, 0.0002, 60, 1010, "127.0.0.1")] * 2
+              + [RequestEvent(quit_, 0, 0.00001, 10, 0, "127.0.0.1")]
+              + [RequestEvent(250, 22, 0.00001, 10, 10, "127.0.0.1")])
+    for event in events:
+        metrics.on_request(event)
+    samples = {(s.name, frozenset(s.labels.items())): s.value
+               for family in text_string_to_metric_families(metrics.exposition().decode())
+               for s in family.samples}
+
+    def count(name: str, **labels: str) -> float:
+        return value(samples, name, server="storage", **labels)
+    assert count("pyfdfs_requests_total", command="download_file", status="OK") == 7
+    assert count("pyfdfs_requests_total", command="download_file", status="ENOENT") == 2
+    assert count("pyfdfs_requests_total", command="delete_file", status="OK") == 3
+    assert count("pyfdfs_requests_total", command="quit", status="OK") == 1
+    assert count("pyfdfs_requests_total", command="cmd_250", status="EINVAL") == 1
+    assert count("pyfdfs_request_duration_seconds_count", command="download_file") == 9
+    assert count("pyfdfs_request_duration_seconds_bucket", command="delete_file",
+                 le="0.0025") == 0
+    assert count("pyfdfs_request_duration_seconds_bucket", command="delete_file",
+                 le="0.005") == 3
+    assert count("pyfdfs_received_bytes_total", command="download_file") == 9 * 60
+    assert count("pyfdfs_sent_bytes_total", command="download_file") == 7 * 1010 + 2 * 10
+    assert count("pyfdfs_sent_bytes_total", command="delete_file") == 30
+    assert count("pyfdfs_received_bytes_total", command="quit") == 10
+    assert label_values(samples, "pyfdfs_sent_bytes_total", "command") == \
+        {"download_file", "delete_file", "cmd_250"}
+    assert metrics.tally.recent().requests == len(events)
+    assert metrics.tally.recent().errors == 3
 
 
 def test_counters_move_and_sync_gauges_appear(cluster_factory: Callable[..., LocalCluster]
