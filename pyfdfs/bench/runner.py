@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import random
@@ -18,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyfdfs.bench.operations import RemoteFile, StatusError, Worker
-from pyfdfs.bench.wire import ConnectionLost
+from pyfdfs.bench.operations import RemoteFile, Worker
 
 WORKLOADS = ("upload", "download", "delete", "metadata", "mixed")
 # Hard ceiling for any phase, whatever --duration says.
@@ -96,6 +96,9 @@ def make_payload(size: int) -> memoryview:
 
 
 class _Shard:
+    """The workers of one process and their score: it hands out operations (budget,
+    deadline, corpus) and records what they did (operations.Driver)."""
+
     def __init__(self, spec: BenchSpec, files: list[str], workers: int, count: int | None,
                  record_uploads: bool) -> None:
         self.spec = spec
@@ -109,77 +112,84 @@ class _Shard:
         self.kinds = kinds
         self.weights = [spec.mix[k] for k in kinds]
         self.deadline = 0.0
+        self._running = 0
+        self._all_done: asyncio.Future[None] | None = None
 
     def _choose(self) -> str:
         if self.spec.workload != "mixed":
             return self.spec.workload
         return random.choices(self.kinds, self.weights)[0]
 
-    async def _run_worker(self, worker: Worker) -> None:
-        result = self.result
-        while self.budget != 0 and time.monotonic() < self.deadline:
-            if self.budget > 0:
-                self.budget -= 1
-            kind = self._choose()
-            remote = None
-            if kind in ("download", "metadata"):
-                remote = (self.pool.random_to_read() if self.spec.workload == "mixed"
-                          else self.pool.next_to_read())
-            elif kind == "delete":
-                remote = self.pool.take_to_delete()
-            if remote is None and kind != "upload":
-                if self.spec.workload != "mixed":
-                    return  # the corpus is used up
-                kind = "upload"
-            started = time.perf_counter_ns()
-            try:
-                if kind == "upload":
-                    file_id = await worker.upload()
-                    result.bytes_up += self.spec.size
-                    if self.spec.workload == "mixed":
-                        self.pool.files.append(RemoteFile.from_id(file_id))
-                    if self.record_uploads:
-                        result.uploaded.append(file_id)
-                elif kind == "download":
-                    assert remote is not None
-                    received = await worker.download(remote)  # not "+= await": a race
-                    result.bytes_down += received
-                elif kind == "delete":
-                    assert remote is not None
-                    await worker.delete(remote)
-                else:
-                    assert remote is not None
-                    await worker.metadata(remote)
-            except StatusError as exc:
-                key = f"status {exc.status}"
-                result.errors[key] = result.errors.get(key, 0) + 1
-                continue
-            except (ConnectionLost, OSError, TimeoutError) as exc:
-                key = f"connection: {type(exc).__name__}"
-                result.errors[key] = result.errors.get(key, 0) + 1
-                worker.close()
-                await asyncio.sleep(0.05)  # no hot loop against a dead server
-                continue
-            elapsed = time.perf_counter_ns() - started
-            samples = self.samples.get(kind)
-            if samples is None:
-                samples = self.samples[kind] = array.array("q")
-            samples.append(elapsed)
-            result.ops[kind] = result.ops.get(kind, 0) + 1
+    # -- operations.Driver -------------------------------------------------------------
+    def next_operation(self, worker: Worker) -> tuple[str, RemoteFile | None] | None:
+        if self.budget == 0 or time.monotonic() >= self.deadline:
+            return None
+        if self.budget > 0:
+            self.budget -= 1
+        kind = self._choose()
+        remote = None
+        if kind in ("download", "metadata"):
+            remote = (self.pool.random_to_read() if self.spec.workload == "mixed"
+                      else self.pool.next_to_read())
+        elif kind == "delete":
+            remote = self.pool.take_to_delete()
+        if remote is None and kind != "upload":
+            if self.spec.workload != "mixed":
+                return None  # the corpus is used up
+            kind = "upload"
+        return kind, remote
 
+    def completed(self, worker: Worker, kind: str, started_ns: int, file_id: str | None,
+                  received: int) -> None:
+        elapsed = time.perf_counter_ns() - started_ns
+        result = self.result
+        samples = self.samples.get(kind)
+        if samples is None:
+            samples = self.samples[kind] = array.array("q")
+        samples.append(elapsed)
+        result.ops[kind] = result.ops.get(kind, 0) + 1
+        result.bytes_down += received
+        if kind == "upload":
+            result.bytes_up += self.spec.size
+            assert file_id is not None
+            if self.spec.workload == "mixed":
+                self.pool.files.append(RemoteFile.from_id(file_id))
+            if self.record_uploads:
+                result.uploaded.append(file_id)
+
+    def failed(self, worker: Worker, key: str) -> None:
+        self.result.errors[key] = self.result.errors.get(key, 0) + 1
+
+    def finished(self, worker: Worker) -> None:
+        self._running -= 1
+        if self._running == 0 and self._all_done is not None and not self._all_done.done():
+            self._all_done.set_result(None)
+
+    # -- the phase ---------------------------------------------------------------------
     async def run(self, on_ready: Callable[[], None],
                   on_done: Callable[[float], None]) -> ShardResult:
+        loop = asyncio.get_running_loop()
         payload = make_payload(self.spec.size)
         trackers = self.spec.trackers
         workers = [Worker(trackers[i % len(trackers)], self.spec.size, payload,
-                          self.spec.timeout) for i in range(self.workers)]
+                          self.spec.timeout, self) for i in range(self.workers)]
         try:
             await asyncio.gather(*(w.connect() for w in workers))
             on_ready()
             cpu0 = time.process_time()
             self.result.started = time.monotonic()
             self.deadline = self.result.started + self.spec.deadline_seconds
-            await asyncio.gather(*(self._run_worker(w) for w in workers))
+            self._all_done = loop.create_future()
+            self._running = len(workers)
+            for worker in workers:
+                worker.start()
+            # Timeouts: one periodic sweep instead of a timer per request.
+            sweep = min(1.0, self.spec.timeout / 4)
+            while not self._all_done.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._all_done), sweep)
+                for worker in workers:
+                    worker.expire()
             self.result.finished = time.monotonic()
             self.result.cpu_s = time.process_time() - cpu0
             on_done(self.result.finished)
