@@ -12,6 +12,7 @@ descriptor. ``O_PATH`` costs no permission checks or read access and works for s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -30,7 +31,13 @@ class SpaceRelease:
     Until ``start`` (and after ``stop``) descriptors wait, up to MAX_PENDING."""
 
     def __init__(self) -> None:
-        self._closing: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        # Lists of descriptors: what one pass of the event loop deleted goes over in one
+        # put, so a busy storage wakes the thread once per pass, not once per delete.
+        self._closing: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._batch: list[int] = []
+        # Each count has one writer (the loop's thread, the closer), so no lock is needed.
+        self._held = 0
+        self._closed = 0
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -42,20 +49,21 @@ class SpaceRelease:
     def stop(self) -> None:
         """Close every waiting descriptor (the blocks are freed before this returns)."""
         thread, self._thread = self._thread, None
+        self._flush()
         if thread is not None:
             self._closing.put(None)
             thread.join()
         while True:
             try:
-                fd = self._closing.get_nowait()
+                fds = self._closing.get_nowait()
             except queue.Empty:
                 return
-            if fd is not None:
-                os.close(fd)
+            self._close_all(fds or [])
 
     @property
     def pending(self) -> int:
-        return self._closing.qsize()
+        """Descriptors of deleted files not closed yet."""
+        return self._held - self._closed
 
     def unlink(self, path: str) -> None:
         """Remove ``path`` (not a directory), like ``os.unlink`` and with its errors."""
@@ -71,17 +79,33 @@ class SpaceRelease:
         except BaseException:
             os.close(fd)
             raise
-        if self._closing.qsize() >= MAX_PENDING:
+        if self.pending >= MAX_PENDING:
             os.close(fd)
-        else:
-            self._closing.put(fd)
+            return
+        self._held += 1
+        self._batch.append(fd)
+        if len(self._batch) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._flush)
+            except RuntimeError:  # no event loop (tools, tests): no pass to wait for
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._closing.put(batch)
 
     def _close_forever(self) -> None:
         while True:
-            fd = self._closing.get()
-            if fd is None:
+            fds = self._closing.get()
+            if fds is None:
                 return
+            self._close_all(fds)
+
+    def _close_all(self, fds: list[int]) -> None:
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError as exc:  # EIO from the discard: the blocks are still freed
                 log.warning("closing a deleted file: %s", exc)
+            self._closed += 1

@@ -3,6 +3,7 @@ descriptor that kept them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -81,5 +82,24 @@ def test_a_backlog_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         release.unlink(str(path))
         assert not path.exists()
     assert release.pending == 3  # the last two were closed at once
+    release.stop()
+    assert release.pending == 0
+
+
+def test_one_pass_of_the_loop_is_one_batch(tmp_path: Path) -> None:
+    """Deletes answered in one pass of the event loop wake the closer thread once."""
+    release = SpaceRelease()  # not started: the batches stay in the queue to be counted
+
+    async def delete_three() -> None:
+        for i in range(3):
+            path = tmp_path / f"f{i}"
+            path.write_bytes(b"data")
+            release.unlink(str(path))
+        assert release._closing.qsize() == 0  # handed over after this pass
+        await asyncio.sleep(0)
+        assert release._closing.qsize() == 1
+
+    asyncio.run(delete_three())
+    assert release.pending == 3
     release.stop()
     assert release.pending == 0
