@@ -136,6 +136,20 @@ class FrameStream:
         length = len(body) if body_length is None else body_length
         await self.send(encode_header(length, cmd, status) + body)
 
+    async def send_request_with_file(self, cmd: int, prefix: bytes, fd: int, offset: int,
+                                     count: int) -> None:
+        """A request whose body is ``prefix`` then ``count`` bytes of a file: one write
+        for a small file (a receiver then wakes once for the whole request, not once for
+        the prefix and again for the content), zero-copy for a big one."""
+        if count <= SMALL_FILE_INLINE:
+            data = os.pread(fd, count, offset) if count else b""
+            if len(data) != count:
+                raise ConnectionClosed("file shrank while being sent")
+            await self.send_request(cmd, prefix + data)
+            return
+        await self.send_request(cmd, prefix, body_length=len(prefix) + count)
+        await self.sendfile(fd, offset, count)
+
     async def read_response(self, max_body: int, expect_body: int | None = None) -> bytes:
         """Read one response; raise ResponseError on a non-zero status."""
         header = await self.read_header()

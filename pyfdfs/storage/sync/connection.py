@@ -162,8 +162,7 @@ class PeerConnection:
                     return await self._answer()
                 if remote is not None:
                     cmd = Command.SYNC_UPDATE_FILE
-            await self.stream.send_request(cmd, prefix, body_length=len(prefix) + size)
-            await self.stream.sendfile(fd, offset, size)
+            await self.stream.send_request_with_file(cmd, prefix, fd, offset, size)
         finally:
             os.close(fd)
         return await self._answer()
@@ -181,8 +180,7 @@ class PeerConnection:
                 else Command.SYNC_MODIFY_FILE
             prefix = SyncAppendRequest(step.name, offset, length, step.timestamp,
                                        self.group).encode()
-            await self.stream.send_request(cmd, prefix, body_length=len(prefix) + length)
-            await self.stream.sendfile(fd, offset, length)
+            await self.stream.send_request_with_file(cmd, prefix, fd, offset, length)
         finally:
             os.close(fd)
         return await self._answer()
