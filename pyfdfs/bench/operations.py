@@ -213,7 +213,8 @@ class Worker:
               keep_body: bool = True) -> None:
         self._step, self._then = step, then
         try:
-            conn.request(frame, self._answered, self._broken, payload, keep_body=keep_body)
+            conn.request(frame, self._answered, self._broken, payload, keep_body=keep_body,
+                         drop_on_error=step == "upload")
         except ConnectionLost as exc:
             self._broken(exc)
 

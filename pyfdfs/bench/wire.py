@@ -50,6 +50,7 @@ class FrameConnection(asyncio.BufferedProtocol):
         self._remaining = -1  # -1: reading a header
         self._body: bytearray | None = None
         self._keep_body = True
+        self._drop_on_error = False
         self._payload: memoryview | None = None  # what is still to be sent of a big body
         self._write_paused = False
         self.sent_at = 0.0  # loop time of the outstanding request; 0 when idle
@@ -113,15 +114,18 @@ class FrameConnection(asyncio.BufferedProtocol):
     # -- requests ----------------------------------------------------------------------
     def request(self, frame: bytes | bytearray | memoryview, on_answer: OnAnswer,
                 on_error: OnError, payload: memoryview | None = None, *,
-                keep_body: bool = True) -> None:
+                keep_body: bool = True, drop_on_error: bool = False) -> None:
         """Send ``frame`` (+ ``payload``); exactly one of the callbacks runs later, from
         the event loop: ``on_answer(status, body, pkg_len)`` or ``on_error(exc)``.
+        ``drop_on_error``: the request carries file content, which a server may refuse
+        before reading all of it; an error answer then drops the connection.
         Raises ConnectionLost at once if the connection is closed."""
         if self.closed or self._transport is None:
             raise ConnectionLost("connection is closed")
         self._on_answer = on_answer
         self._on_error = on_error
         self._keep_body = keep_body
+        self._drop_on_error = drop_on_error
         self.sent_at = self._loop.time()
         self._transport.write(frame)
         if payload is not None and len(payload):
@@ -142,8 +146,14 @@ class FrameConnection(asyncio.BufferedProtocol):
             if not answer.done():
                 answer.set_exception(exc)
 
+        def expired() -> None:
+            if not answer.done():
+                self._abort("timed out")
+
         self.request(frame, answered, failed, payload, keep_body=keep_body)
-        timer = self._loop.call_later(timeout, self.expire, timeout)
+        # Not ``expire``: its difference of loop times can fall a hair short of
+        # ``timeout`` on uvloop's millisecond clock, and nothing would check again.
+        timer = self._loop.call_later(timeout, expired)
         try:
             return await answer
         finally:
@@ -178,9 +188,10 @@ class FrameConnection(asyncio.BufferedProtocol):
         on_answer, on_error = self._on_answer, self._on_error
         self._on_answer = self._on_error = None
         self.sent_at = 0.0
-        if self._payload is not None:
-            # An early answer (e.g. ENOSPC) leaves the rest of our body unsent: the stream
-            # is out of step (§1), so the connection goes, but the answer still counts.
+        if self._payload is not None or (self._status and self._drop_on_error):
+            # An early answer (e.g. ENOSPC) leaves the rest of our body unsent, or unread:
+            # the C storage does not drain it, so the stream is out of step (§1) even when
+            # the transport has taken all of it. The connection goes, the answer counts.
             self._payload = None
             self.closed = True
             if self._transport is not None:
