@@ -15,13 +15,14 @@ from pyfdfs.protocol.tracker_messages import GroupFileRequest
 from pyfdfs.storage.binlog import BinlogOp
 from pyfdfs.storage.file_location import METADATA_SUFFIX, content_exists, locate
 from pyfdfs.storage.session import StorageSession
+from pyfdfs.storage.space_release import SpaceRelease
 
 
-def write_small_file(path: str, data: bytes) -> None:
+def write_small_file(path: str, data: bytes, release: SpaceRelease) -> None:
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
         fh.write(data)
-    os.replace(tmp, path)
+    release.replace(tmp, path)
 
 
 async def set_metadata(session: StorageSession, body: bytes) -> Response:
@@ -40,7 +41,7 @@ async def set_metadata(session: StorageSession, body: bytes) -> Response:
     end = None
     if request.op == MetadataOp.OVERWRITE and not update:
         if existed:
-            os.unlink(meta_path)
+            ctx.space_release.unlink(meta_path)
             end = ctx.binlog.write(now, BinlogOp.DELETE, meta_name)
     elif request.op == MetadataOp.MERGE and not update:
         pass
@@ -48,7 +49,7 @@ async def set_metadata(session: StorageSession, body: bytes) -> Response:
         if request.op == MetadataOp.MERGE and existed:
             with open(meta_path, "rb") as fh:
                 update = merge_metadata(decode_metadata(fh.read()), update)
-        write_small_file(meta_path, encode_metadata(update))
+        write_small_file(meta_path, encode_metadata(update), ctx.space_release)
         end = ctx.binlog.write(now, BinlogOp.UPDATE if existed else BinlogOp.CREATE, meta_name)
     ctx.stats.count("set_meta", True)
     ctx.stats.source_updated()

@@ -79,6 +79,24 @@ class SpaceRelease:
         except BaseException:
             os.close(fd)
             raise
+        self._release(fd)
+
+    def replace(self, source: str, target: str) -> None:
+        """``os.replace(source, target)``, the replaced file's blocks freed like a
+        deleted file's."""
+        try:
+            fd = os.open(target, _OPEN_FLAGS)
+        except OSError:
+            os.replace(source, target)  # nothing there (or nothing we can hold): plain
+            return
+        try:
+            os.replace(source, target)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._release(fd)
+
+    def _release(self, fd: int) -> None:
         if self.pending >= MAX_PENDING:
             os.close(fd)
             return

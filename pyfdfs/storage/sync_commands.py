@@ -162,7 +162,7 @@ async def _sync_create(session: StorageSession, header: Header, *, update: bool)
             _caught_up(session, request.timestamp)
         else:
             _applied(session, request.timestamp, op, name.text)
-        os.replace(incoming.path, path)
+        ctx.space_release.replace(incoming.path, path)
     except BaseException:
         incoming.discard()
         raise

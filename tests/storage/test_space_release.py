@@ -103,3 +103,24 @@ def test_one_pass_of_the_loop_is_one_batch(tmp_path: Path) -> None:
     assert release.pending == 3
     release.stop()
     assert release.pending == 0
+
+
+def test_replace_holds_the_replaced_file_until_the_thread_closes_it(tmp_path: Path) -> None:
+    release = SpaceRelease()  # not started: descriptors wait
+    old, new = tmp_path / "target", tmp_path / "incoming"
+    old.write_bytes(b"old content")
+    new.write_bytes(b"new content")
+    release.replace(str(new), str(old))
+    assert old.read_bytes() == b"new content" and not new.exists()
+    assert release.pending == 1
+    # Onto a name that does not exist: a plain replace, nothing held.
+    other = tmp_path / "other"
+    other.write_bytes(b"x")
+    release.replace(str(other), str(tmp_path / "fresh"))
+    assert (tmp_path / "fresh").read_bytes() == b"x" and release.pending == 1
+    with pytest.raises(FileNotFoundError):
+        release.replace(str(tmp_path / "missing"), str(old))
+    assert old.read_bytes() == b"new content" and release.pending == 1
+    release.start()
+    release.stop()
+    assert release.pending == 0
