@@ -5,11 +5,12 @@ back-pressure, clean and unclean closes, and the coarse inactivity timeout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 import zlib
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -78,16 +79,60 @@ async def _whole(session: _Session, header: object) -> Response:
     return Response(body=struct.pack(">q", len(body)))
 
 
-async def _serve(timeout: float = 5.0, max_body: int = 1 << 20) -> FrameServer[_Session]:
+class _Commands(NamedTuple):
+    """A test server's command table and the largest request body it accepts."""
+
+    specs: Mapping[int, CommandSpec]
+    max_body: int = ServerLimits().max_body
+
+
+# Echo (1), and the two streaming handlers (2, 3), with bodies of up to 1 MiB.
+_PLAIN = _Commands({1: CommandSpec(_echo), 2: CommandSpec(_crc, streaming=True),
+                    3: CommandSpec(_whole, streaming=True)}, max_body=1 << 20)
+
+
+@contextlib.asynccontextmanager
+async def serving(commands: _Commands = _PLAIN, *, timeout: float = 5.0,
+                  observer: _Recorder | None = None) -> AsyncIterator[FrameServer[_Session]]:
+    """A started FrameServer on a free loopback port (``server.port``), stopped on exit."""
     server: FrameServer[_Session] = FrameServer(
-        "test", {1: CommandSpec(_echo), 2: CommandSpec(_crc, streaming=True),
-                 3: CommandSpec(_whole, streaming=True)},
-        _Session, host="127.0.0.1", port=0,
-        limits=ServerLimits(network_timeout=timeout, max_body=max_body))
+        "test", commands.specs, _Session, host="127.0.0.1", port=0,
+        limits=ServerLimits(network_timeout=timeout, max_body=commands.max_body),
+        observer=observer)
     await server.start()
-    assert server._server is not None
-    server.port = server._server.sockets[0].getsockname()[1]
-    return server
+    try:
+        assert server._server is not None
+        server.port = server._server.sockets[0].getsockname()[1]
+        yield server
+    finally:
+        await server.stop()
+
+
+@contextlib.asynccontextmanager
+async def connected(
+        server: FrameServer[_Session],
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A plain client connection to ``server``, closed on exit."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def client_connection(
+        commands: _Commands = _PLAIN, *, timeout: float = 5.0, observer: _Recorder | None = None,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """One client connection to a server of its own (see ``serving``): both closed on exit."""
+    async with serving(commands, timeout=timeout, observer=observer) as server, \
+            connected(server) as (reader, writer):
+        yield reader, writer
+
+
+def _frame(cmd: int, body: bytes) -> bytes:
+    """A request: header (body length, command, status 0) and body."""
+    return _HEADER.pack(len(body), cmd, 0) + body
 
 
 async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -98,11 +143,9 @@ async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 def test_frames_split_and_coalesced(run: Runner) -> None:
     async def scenario() -> None:
-        server = await _serve()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with client_connection() as (reader, writer):
             bodies = [b"", b"x", bytes(range(256)) * 3, b"y" * (BUFFER_SIZE * 3 + 5)]
-            wire = b"".join(_HEADER.pack(len(b), 1, 0) + b for b in bodies)
+            wire = b"".join(_frame(1, b) for b in bodies)
             # One byte at a time for the first frames, then the rest in one go.
             for i in range(40):
                 writer.write(wire[i:i + 1])
@@ -111,18 +154,13 @@ def test_frames_split_and_coalesced(run: Runner) -> None:
             writer.write(wire[40:])
             for body in bodies:
                 assert await _response(reader) == (0, body)
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
 
 
 def test_streamed_body_larger_than_buffer(run: Runner) -> None:
     async def scenario() -> None:
-        server = await _serve()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with client_connection() as (reader, writer):
             body = bytes(range(251)) * 40_000  # ~10 MB: pauses and resumes reading
             writer.write(_HEADER.pack(len(body), 2, 0))
             for start in range(0, len(body), 300_000):
@@ -132,64 +170,47 @@ def test_streamed_body_larger_than_buffer(run: Runner) -> None:
             assert status == 0
             assert struct.unpack(">qq", answer) == (len(body), zlib.crc32(body))
             # The connection still serves small frames after the big one.
-            writer.write(_HEADER.pack(3, 1, 0) + b"abc")
+            writer.write(_frame(1, b"abc"))
             assert await _response(reader) == (0, b"abc")
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
 
 
 def test_huge_declared_read_allocates_only_what_arrives(run: Runner) -> None:
     async def scenario() -> None:
-        server = await _serve()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with client_connection() as (reader, writer):
             body = b"z" * 300_000
-            writer.write(_HEADER.pack(len(body), 3, 0) + body)
+            writer.write(_frame(3, body))
             assert await _response(reader) == (0, struct.pack(">q", len(body)))
             # 2^50 bytes declared, a few sent: no 1 PiB buffer, just a closed connection.
             writer.write(_HEADER.pack(1 << 50, 3, 0) + b"abc")
             writer.write_eof()
             assert await asyncio.wait_for(reader.read(), 5) == b""
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
 
 
 def test_close_inside_header_and_clean_close(run: Runner) -> None:
     async def scenario() -> None:
-        server = await _serve()
-        try:
+        async with serving() as server:
             for wire in (b"", b"\0\0\0"):
-                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-                writer.write(wire)
-                writer.write_eof()
-                assert await asyncio.wait_for(reader.read(), 5) == b""
-                writer.close()
+                async with connected(server) as (reader, writer):
+                    writer.write(wire)
+                    writer.write_eof()
+                    assert await asyncio.wait_for(reader.read(), 5) == b""
             await asyncio.sleep(0.05)
             assert server.connection_count == 0
-        finally:
-            await server.stop()
 
     run(scenario())
 
 
 def test_silent_peer_times_out(run: Runner) -> None:
     async def scenario() -> None:
-        server = await _serve(timeout=0.3)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with client_connection(timeout=0.3) as (reader, writer):
             writer.write(_HEADER.pack(100, 1, 0) + b"partial")  # then nothing
             started = asyncio.get_running_loop().time()
             assert await asyncio.wait_for(reader.read(), 5) == b""
             assert asyncio.get_running_loop().time() - started < 3
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
 
@@ -216,37 +237,37 @@ def test_client_stream_requests_sendfile_and_timeout(run: Runner, tmp_path: Any)
     with FrameStream's interface: requests, answers, a file streamed as a body, the
     inactivity timeout and a clean close."""
     async def scenario() -> None:
-        server = await _serve()
-        silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-        try:
-            stream = await open_frame_stream("127.0.0.1", server.port, timeout=2,
-                                             connect_timeout=2)
-            assert isinstance(stream, BufferedFrameStream)
-            assert stream.peer_ip == "127.0.0.1"
-            for body in (b"", b"abc", bytes(range(256)) * 1000):
-                await stream.send_request(1, body)
-                assert await stream.read_response(1 << 20) == body
-            content = bytes(range(251)) * 4000  # 1 MB: sendfile, not the inline write
-            path = tmp_path / "content"
-            path.write_bytes(content)
-            fd = os.open(path, os.O_RDONLY)
+        async with serving() as server:
+            silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
             try:
-                await stream.send_request(2, b"", body_length=len(content))
-                await stream.sendfile(fd, 0, len(content))
-            finally:
-                os.close(fd)
-            answer = await stream.read_response(16)
-            assert struct.unpack(">qq", answer) == (len(content), zlib.crc32(content))
-            await stream.close()
+                stream = await open_frame_stream("127.0.0.1", server.port, timeout=2,
+                                                 connect_timeout=2)
+                assert isinstance(stream, BufferedFrameStream)
+                assert stream.peer_ip == "127.0.0.1"
+                for body in (b"", b"abc", bytes(range(256)) * 1000):
+                    await stream.send_request(1, body)
+                    assert await stream.read_response(1 << 20) == body
+                content = bytes(range(251)) * 4000  # 1 MB: sendfile, not the inline write
+                path = tmp_path / "content"
+                path.write_bytes(content)
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    await stream.send_request(2, b"", body_length=len(content))
+                    await stream.sendfile(fd, 0, len(content))
+                finally:
+                    os.close(fd)
+                answer = await stream.read_response(16)
+                assert struct.unpack(">qq", answer) == (len(content), zlib.crc32(content))
+                await stream.close()
 
-            port = silent.sockets[0].getsockname()[1]
-            quiet = await open_frame_stream("127.0.0.1", port, timeout=0.2, connect_timeout=2)
-            with pytest.raises(ConnectionClosed):
-                await quiet.read_header()
-            await quiet.close()
-        finally:
-            silent.close()
-            await server.stop()
+                port = silent.sockets[0].getsockname()[1]
+                quiet = await open_frame_stream("127.0.0.1", port, timeout=0.2,
+                                                connect_timeout=2)
+                with pytest.raises(ConnectionClosed):
+                    await quiet.read_header()
+                await quiet.close()
+            finally:
+                silent.close()
 
     run(scenario())
 
@@ -281,36 +302,26 @@ async def _maybe_async(session: _Session, body: bytes) -> Response:
     return Response(body=b"ans:" + body)
 
 
-async def _serve_inline(timeout: float = 5.0) -> FrameServer[_Session]:
-    server: FrameServer[_Session] = FrameServer(
-        "test", {1: CommandSpec(_echo), 4: body_command(_inline_echo),
-                 5: body_command(_maybe_async)},
-        _Session, host="127.0.0.1", port=0, limits=ServerLimits(network_timeout=timeout))
-    await server.start()
-    assert server._server is not None
-    server.port = server._server.sockets[0].getsockname()[1]
-    return server
+# Echo (1, answered by the connection's task), the inline echo (4) and the inline handler
+# that can decline (5), with ServerLimits' default largest body.
+_INLINE = _Commands({1: CommandSpec(_echo), 4: body_command(_inline_echo),
+                     5: body_command(_maybe_async)})
 
 
 def test_never_waits_handler_answers_from_the_receive_callback(run: Runner) -> None:
     async def scenario() -> None:
         _INLINE_CALLS.clear()
-        server = await _serve_inline()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with client_connection(_INLINE) as (reader, writer):
             for body in (b"abc", b"", b"x" * 5000):
-                writer.write(_HEADER.pack(len(body), 4, 0) + body)
+                writer.write(_frame(4, body))
                 assert await _response(reader) == (0, body.upper())
             # No task ran the handler: it was called from buffer_updated.
             assert _INLINE_CALLS == [("inline", None)] * 3
             # A ProtocolError is answered with its status; the connection stays usable.
-            writer.write(_HEADER.pack(3, 4, 0) + b"bad")
+            writer.write(_frame(4, b"bad"))
             assert await _response(reader) == (22, b"")
-            writer.write(_HEADER.pack(2, 4, 0) + b"ok")
+            writer.write(_frame(4, b"ok"))
             assert await _response(reader) == (0, b"OK")
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
 
@@ -318,14 +329,12 @@ def test_never_waits_handler_answers_from_the_receive_callback(run: Runner) -> N
 def test_inline_and_task_answers_keep_request_order(run: Runner) -> None:
     async def scenario() -> None:
         _INLINE_CALLS.clear()
-        server = await _serve_inline()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with client_connection(_INLINE) as (reader, writer):
             # Pipelined in one write: inline, async-only, inline, declined inline (-> async),
             # inline; and then the same one byte at a time. (Requests buffered behind one the
             # task answers are answered by the task too: the same answers either way.)
             frames = [(4, b"a"), (1, b"b"), (4, b"c"), (5, b"big1"), (5, b"d"), (4, b"e")]
-            wire = b"".join(_HEADER.pack(len(b), cmd, 0) + b for cmd, b in frames)
+            wire = b"".join(_frame(cmd, b) for cmd, b in frames)
             expected = [b"A", b"b", b"C", b"ans:big1", b"ans:d", b"E"]
             for chunks in ([wire], [wire[i:i + 1] for i in range(len(wire))]):
                 for chunk in chunks:
@@ -337,36 +346,29 @@ def test_inline_and_task_answers_keep_request_order(run: Runner) -> None:
             assert [task is not None for kind, task in _INLINE_CALLS if kind == "async"] \
                 in ([True] * 2, [True] * 3, [True] * 4)
             assert not [task for kind, task in _INLINE_CALLS if kind == "maybe" and task]
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
 
 
 def test_inline_close_and_idle_timeout(run: Runner) -> None:
     async def scenario() -> None:
-        server = await _serve_inline(timeout=0.4)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            # Requests answered inline for longer than the inactivity timeout: the
-            # connection is not idle, so it must not be timed out.
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            while loop.time() - started < 1.2:
-                writer.write(_HEADER.pack(1, 4, 0) + b"k")
-                assert await _response(reader) == (0, b"K")
-                await asyncio.sleep(0.05)
-            # close=True from an inline handler: answered, then the connection ends and
-            # what followed it is not answered.
-            writer.write(_HEADER.pack(3, 4, 0) + b"bye" + _HEADER.pack(1, 4, 0) + b"z")
-            assert await _response(reader) == (0, b"bye")
-            assert await asyncio.wait_for(reader.read(), 5) == b""
-            writer.close()
+        async with serving(_INLINE, timeout=0.4) as server:
+            async with connected(server) as (reader, writer):
+                # Requests answered inline for longer than the inactivity timeout: the
+                # connection is not idle, so it must not be timed out.
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                while loop.time() - started < 1.2:
+                    writer.write(_frame(4, b"k"))
+                    assert await _response(reader) == (0, b"K")
+                    await asyncio.sleep(0.05)
+                # close=True from an inline handler: answered, then the connection ends and
+                # what followed it is not answered.
+                writer.write(_frame(4, b"bye") + _frame(4, b"z"))
+                assert await _response(reader) == (0, b"bye")
+                assert await asyncio.wait_for(reader.read(), 5) == b""
             await asyncio.sleep(0.05)
             assert server.connection_count == 0
-        finally:
-            await server.stop()
 
     run(scenario())
 
@@ -417,50 +419,40 @@ async def _streamed(session: _Session, body: bytes) -> Response:
     return Response(silent=True)
 
 
-async def _serve_observed(observer: _Recorder) -> FrameServer[_Session]:
-    server: FrameServer[_Session] = FrameServer(
-        "test", {1: CommandSpec(_echo), 4: body_command(_inline_echo),
-                 6: body_command(_streamed)},
-        _Session, host="127.0.0.1", port=0, limits=ServerLimits(network_timeout=5.0),
-        observer=observer)
-    await server.start()
-    assert server._server is not None
-    server.port = server._server.sockets[0].getsockname()[1]
-    return server
+# Echo (1), the inline echo (4) and the handler that writes its answer itself (6), with
+# ServerLimits' default largest body.
+_OBSERVED = _Commands({1: CommandSpec(_echo), 4: body_command(_inline_echo),
+                       6: body_command(_streamed)})
 
 
 def test_observed_requests_are_answered_inline_and_reported(run: Runner) -> None:
     async def scenario() -> None:
         _INLINE_CALLS.clear()
         observer = _Recorder()
-        server = await _serve_observed(observer)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            requests = [(4, b"abcdef", 0, b"ABCDEF"), (4, b"", 0, b""),
-                        (6, b"file-id", 0, b"streamed:file-id"), (4, b"bad", 22, b"")]
-            for cmd, body, status, answer in requests:
-                writer.write(_HEADER.pack(len(body), cmd, 0) + body)
-                assert await _response(reader) == (status, answer)
-            # Answered from the receive callback although the server has an observer.
-            assert _INLINE_CALLS == [("inline", None), ("inline", None), ("streamed", None),
-                                     ("inline", None)]
-            events = await observer.wait_for(len(requests))
-            assert [(e.cmd, e.status, e.bytes_in, e.bytes_out, e.head, e.peer_ip)
-                    for e in events] == [
-                (4, 0, 16, 16, b"abcd", "127.0.0.1"),
-                (4, 0, 10, 10, b"", "127.0.0.1"),
-                # Written by the handler itself: counted all the same.
-                (6, 0, 17, 26, b"file", "127.0.0.1"),
-                # Refused with a ProtocolError: reported with its status.
-                (4, 22, 13, 10, b"bad", "127.0.0.1")]
-            assert [e.response for e in events] == [b"ABCDEF", b"", b"", b""]
-            assert all(0 <= e.seconds < 1 for e in events)
-            assert observer.connections == 1
-            writer.close()
+        async with serving(_OBSERVED, observer=observer) as server:
+            async with connected(server) as (reader, writer):
+                requests = [(4, b"abcdef", 0, b"ABCDEF"), (4, b"", 0, b""),
+                            (6, b"file-id", 0, b"streamed:file-id"), (4, b"bad", 22, b"")]
+                for cmd, body, status, answer in requests:
+                    writer.write(_frame(cmd, body))
+                    assert await _response(reader) == (status, answer)
+                # Answered from the receive callback although the server has an observer.
+                assert _INLINE_CALLS == [("inline", None), ("inline", None),
+                                         ("streamed", None), ("inline", None)]
+                events = await observer.wait_for(len(requests))
+                assert [(e.cmd, e.status, e.bytes_in, e.bytes_out, e.head, e.peer_ip)
+                        for e in events] == [
+                    (4, 0, 16, 16, b"abcd", "127.0.0.1"),
+                    (4, 0, 10, 10, b"", "127.0.0.1"),
+                    # Written by the handler itself: counted all the same.
+                    (6, 0, 17, 26, b"file", "127.0.0.1"),
+                    # Refused with a ProtocolError: reported with its status.
+                    (4, 22, 13, 10, b"bad", "127.0.0.1")]
+                assert [e.response for e in events] == [b"ABCDEF", b"", b"", b""]
+                assert all(0 <= e.seconds < 1 for e in events)
+                assert observer.connections == 1
             await asyncio.sleep(0.05)
             assert observer.connections == 0
-        finally:
-            await server.stop()
 
     run(scenario())
 
@@ -469,17 +461,15 @@ def test_observed_declined_request_is_reported_once_by_the_task(run: Runner) -> 
     async def scenario() -> None:
         _INLINE_CALLS.clear()
         observer = _Recorder()
-        server = await _serve_observed(observer)
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(_HEADER.pack(6, 6, 0) + b"bigone")
+        async with client_connection(_OBSERVED, observer=observer) as (reader, writer):
+            writer.write(_frame(6, b"bigone"))
             assert await _response(reader) == (0, b"streamed:bigone")
             # Offered to the inline version from the callback, which declined; the task's
             # async handler answered.
             assert [(kind, task is None) for kind, task in _INLINE_CALLS] == \
                 [("declined", True), ("async", False)]
             # The task-only command and an inline one after it, pipelined.
-            writer.write(_HEADER.pack(2, 1, 0) + b"hi" + _HEADER.pack(1, 4, 0) + b"x")
+            writer.write(_frame(1, b"hi") + _frame(4, b"x"))
             assert await _response(reader) == (0, b"hi")
             assert await _response(reader) == (0, b"X")
             events = await observer.wait_for(3)
@@ -488,8 +478,5 @@ def test_observed_declined_request_is_reported_once_by_the_task(run: Runner) -> 
                     for e in events] == [(6, 0, 16, 25, b"bigo", b""),
                                          (1, 0, 12, 12, b"hi", b"hi"),
                                          (4, 0, 11, 11, b"x", b"X")]
-            writer.close()
-        finally:
-            await server.stop()
 
     run(scenario())
