@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import select
 from collections.abc import AsyncIterator
@@ -48,8 +49,10 @@ class FrameStream:
         if head is not None and len(head) < self.head_limit:
             head += data[:self.head_limit - len(head)]
 
-    @property
+    @functools.cached_property
     def peer_ip(self) -> str:
+        # Asked per request with metrics or the access log on; uvloop answers
+        # "peername" with a getpeername() call each time.
         peer = self.writer.get_extra_info("peername")
         return str(peer[0]) if peer else ""
 
