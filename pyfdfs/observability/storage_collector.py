@@ -61,6 +61,10 @@ class StorageCollector(Collector):
                                  labels=["group", "storage", "status"])
         info.add_metric([ctx.group, ctx.server_id, _status(ctx.status)], 1)
         yield info
+        yield GaugeMetricFamily("pyfdfs_deleted_files_pending_release",
+                                "Deleted files whose blocks are not freed yet (the closer "
+                                "thread is behind the deletes)",
+                                value=ctx.space_release.pending)
         yield from self._sync()
         if ctx.trunk.enabled:
             yield from self._trunk()

@@ -73,6 +73,7 @@ def test_counters_move_and_sync_gauges_appear(cluster_factory: Callable[..., Loc
     before = scrape(*a)
     assert value(before, "pyfdfs_store_path_total_bytes", path_index="0") > 0
     assert value(before, "pyfdfs_store_path_free_bytes", path_index="0") > 0
+    assert ("pyfdfs_deleted_files_pending_release", frozenset()) in before
 
     payload = b"metrics " * 4096
     with FdfsClient(load_client_config(cluster.client_conf_path)) as client:
