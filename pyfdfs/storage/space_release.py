@@ -23,7 +23,9 @@ log = logging.getLogger("pyfdfs.storage")
 # Descriptors waiting to be closed; beyond this (a disk slower than the deletes), unlink
 # frees the blocks itself again, so a backlog cannot exhaust the descriptor limit.
 MAX_PENDING = 256
-_OPEN_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_PATH is Linux's; elsewhere a read-only open holds the blocks as well (a symlink then
+# fails with ELOOP and is unlinked directly: it has no data blocks to free).
+_OPEN_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class SpaceRelease:
