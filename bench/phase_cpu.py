@@ -15,17 +15,14 @@ minutes, which would spoil the next upload measurement.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pyfdfs.bench.cpu import ServerPid
-from pyfdfs.bench.runner import BenchSpec, run_loop
-from pyfdfs.bench.session import Target, run_bench
-from pyfdfs.bench.sync_wait import wait_sync
+from pyfdfs.bench.runner import BenchSpec
+from pyfdfs.bench.session import Target, run_bench, synced_corpus
 from pyfdfs.testing import LocalCluster, StorageSpec, free_port
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
@@ -71,24 +68,21 @@ def main() -> None:
     with LocalCluster(root, storages=storages,
                       tracker_conf=metrics_conf("127.0.0.1")) as cluster:
         cluster.start()
-        servers = [s for s in [*cluster.trackers, *cluster.storages] if s.pid]
-        target = Target("phase", [(t.host, t.port) for t in cluster.trackers],
-                        [ServerPid(s.pid or 0, s.role, s.name) for s in servers])
+        target = Target.of_cluster("phase", cluster)
+        servers = target.servers
         spec = BenchSpec(args.workload, target.trackers, size=args.size,
                          concurrency=args.concurrency, duration=args.duration)
         corpus: list[str] = []
         if args.workload != "upload":
             # A delete corpus must outlast the phase; reads need only a few thousand files.
             seconds = args.duration + 2 if args.workload == "delete" else 2.0
-            corpus = run_bench(dataclasses.replace(spec, workload="upload", duration=seconds),
-                               target, keep=True).uploaded
-            run_loop(wait_sync(target.trackers, corpus, 120))
+            corpus = synced_corpus(spec, target, seconds)
         os.sync()
-        before = {s.name: process_counters(s.pid or 0) for s in servers}
+        before = {s.name: process_counters(s.pid) for s in servers}
         ticks_before = machine_ticks()
         report = run_bench(spec, target, file_list=corpus or None, keep=False).report
         ticks_after = machine_ticks()
-        after = {s.name: process_counters(s.pid or 0) for s in servers}
+        after = {s.name: process_counters(s.pid) for s in servers}
     ops = max(1, report["ops"])
     per_process: dict[str, Any] = {}
     for name, start in before.items():

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from pyfdfs.bench.cpu import ServerPid
-from pyfdfs.bench.runner import BenchSpec, run_loop
-from pyfdfs.bench.session import Target, run_bench
-from pyfdfs.bench.sync_wait import wait_sync
+from pyfdfs.bench.runner import BenchSpec
+from pyfdfs.bench.session import Target, run_bench, synced_corpus
 from pyfdfs.testing import LocalCluster, StorageSpec
 
 
@@ -67,19 +64,15 @@ def main() -> None:
         storages = [StorageSpec("group1", ip=f"127.0.0.{i + 2}") for i in range(args.storages)]
         with LocalCluster(Path(tmp), storages=storages) as cluster:
             cluster.start()
-            servers = [s for s in [*cluster.trackers, *cluster.storages] if s.pid]
-            target = Target("profile", [(t.host, t.port) for t in cluster.trackers],
-                            [ServerPid(s.pid or 0, s.role, s.name) for s in servers])
+            target = Target.of_cluster("profile", cluster)
+            servers = target.servers
             spec = BenchSpec(args.workload, target.trackers, size=args.size,
                              concurrency=args.concurrency, duration=args.duration)
             corpus: list[str] = []
             if args.workload != "upload":  # the corpus upload stays outside the profile
                 # A delete corpus must last the whole profile (deletes run about as fast
-                # as uploads); replication of the corpus must be over before sampling.
-                corpus = run_bench(dataclasses.replace(spec, workload="upload",
-                                                       duration=args.duration + 2), target,
-                                   keep=True).uploaded
-                run_loop(wait_sync(target.trackers, corpus, 120))
+                # as uploads).
+                corpus = synced_corpus(spec, target, args.duration + 2)
             recorders = [subprocess.Popen(
                 [args.py_spy, "record", "--nonblocking", "--rate", str(args.rate),
                  "--duration", str(int(args.duration) + 1), "--format", "raw",

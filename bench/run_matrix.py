@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pyfdfs.bench.cpu import ServerPid
 from pyfdfs.bench.runner import BenchSpec, run_loop, run_phase
 from pyfdfs.bench.session import Target, delete_files, run_compare
 from pyfdfs.bench.sync_wait import wait_sync
@@ -64,10 +63,7 @@ def start_cluster(root: Path, storages: int) -> tuple[LocalCluster, str]:
 
 
 def _target(cluster: LocalCluster) -> Target:
-    servers = [ServerPid(s.pid, s.role, s.name) for s in [*cluster.trackers, *cluster.storages]
-               if s.pid is not None]
-    trackers = [(t.host, t.port) for t in cluster.trackers]
-    return Target(f"pyfdfs LocalCluster {cluster.root}", trackers, servers)
+    return Target.of_cluster(f"pyfdfs LocalCluster {cluster.root}", cluster)
 
 
 def phase(name: str, spec: BenchSpec, target: Target, files: list[str] | None = None,

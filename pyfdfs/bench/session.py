@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyfdfs.bench.cpu import ServerPid, cpu_report, snapshot
 from pyfdfs.bench.runner import BenchSpec, run_loop, run_phase
 from pyfdfs.bench.stats import merge, ratio
 from pyfdfs.bench.sync_wait import wait_sync
+
+if TYPE_CHECKING:
+    from pyfdfs.testing import LocalCluster
 
 CORPUS_BYTES_CAP = 1 << 30
 # Set-up and clean-up are bounded too, just more generously than a timed phase.
@@ -24,6 +27,13 @@ class Target:
     name: str
     trackers: list[tuple[str, int]]
     servers: list[ServerPid] = field(default_factory=list)
+
+    @classmethod
+    def of_cluster(cls, name: str, cluster: LocalCluster) -> Target:
+        """A started LocalCluster: its trackers, and its running servers for CPU."""
+        servers = [ServerPid(s.pid, s.role, s.name)
+                   for s in [*cluster.trackers, *cluster.storages] if s.pid is not None]
+        return cls(name, [(t.host, t.port) for t in cluster.trackers], servers)
 
 
 @dataclass
@@ -52,6 +62,16 @@ def _untimed(spec: BenchSpec, workload: str, files: list[str], count: int) -> li
         raise RuntimeError(f"{failed} corpus uploads failed: "
                            f"{[s.errors for s in shards if s.errors]}")
     return [file_id for s in shards for file_id in s.uploaded]
+
+
+def synced_corpus(spec: BenchSpec, target: Target, seconds: float,
+                  sync_timeout: float = 120.0) -> list[str]:
+    """Upload for ``seconds`` before a measured phase, then wait until every storage has
+    the files, so that neither the uploads nor their replication land in the phase."""
+    corpus = run_bench(dataclasses.replace(spec, workload="upload", duration=seconds,
+                                           count=None), target, keep=True).uploaded
+    run_loop(wait_sync(target.trackers, corpus, sync_timeout))
+    return corpus
 
 
 def delete_files(spec: BenchSpec, file_ids: list[str]) -> None:
