@@ -46,13 +46,26 @@ async def _write_file(ctx: StorageContext, slot: TrunkSlot, data: bytes) -> str:
     return name
 
 
-async def _crash_after_confirm(root: Path) -> tuple[str, TrunkSlot]:
+async def _own_trunk_server(root: Path) -> StorageContext:
+    """A storage context whose trunk service runs with itself as the trunk server."""
     ctx = make_ctx(root)
     await ctx.trunk.start()
     ctx.trunk.set_trunk_server(me(ctx))
-    slot = await ctx.trunk.alloc(100, 0)
-    name = await _write_file(ctx, slot, b"x" * 100)
+    return ctx
+
+
+async def _pending_upload(root: Path, data: bytes
+                          ) -> tuple[StorageContext, str, TrunkSlot]:
+    """An upload written into its reserved slot and noted as pending, not settled yet."""
+    ctx = await _own_trunk_server(root)
+    slot = await ctx.trunk.alloc(len(data), 0)
+    name = await _write_file(ctx, slot, data)
     ctx.trunk.pending.begin(name)
+    return ctx, name, slot
+
+
+async def _crash_after_confirm(root: Path) -> tuple[str, TrunkSlot]:
+    ctx, name, slot = await _pending_upload(root, b"x" * 100)
     await ctx.trunk.confirm(slot, True)
     await ctx.trunk.stop()  # ... and the binlog record is never written
     ctx.close()
@@ -82,20 +95,13 @@ def test_a_confirmed_upload_without_its_record_is_finished_at_restart(
 def test_an_upload_whose_reservation_ran_out_is_dropped(tmp_path: Path) -> None:
     async def main() -> None:
         root = tmp_path / "s"
-        ctx = make_ctx(root)
-        await ctx.trunk.start()
-        ctx.trunk.set_trunk_server(me(ctx))
-        slot = await ctx.trunk.alloc(100, 0)
-        name = await _write_file(ctx, slot, b"y" * 100)
-        ctx.trunk.pending.begin(name)
+        ctx, name, slot = await _pending_upload(root, b"y" * 100)
         # The reservation is given up (as after its time ran out) before any CONFIRM.
         await ctx.trunk.confirm(slot, False)
         await ctx.trunk.stop()
         ctx.close()
 
-        ctx = make_ctx(root)
-        await ctx.trunk.start()
-        ctx.trunk.set_trunk_server(me(ctx))
+        ctx = await _own_trunk_server(root)
         await wait_until_async(lambda: ctx.trunk.pending.open_names() == [], 10,
                                "the interrupted upload was not settled")
         assert name not in names_in_binlog_tail(ctx.binlog)
